@@ -1,0 +1,1 @@
+"""Feedback service: annotations, metrics and adaptive review rates from human verdicts."""

@@ -1,0 +1,3 @@
+from hitl_feedback.app import main
+
+main()

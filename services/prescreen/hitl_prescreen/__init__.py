@@ -1,0 +1,1 @@
+"""Prescreen service: offline detectors that flag LLM outputs before routing."""

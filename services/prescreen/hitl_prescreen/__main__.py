@@ -1,0 +1,3 @@
+from hitl_prescreen.app import main
+
+main()

@@ -1,0 +1,1 @@
+"""Review API: authenticated claim / decide endpoints and the reviewer web UI."""

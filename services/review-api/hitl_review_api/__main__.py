@@ -1,0 +1,3 @@
+from hitl_review_api.app import main
+
+main()

@@ -1,0 +1,1 @@
+"""Router service: risk tiers, sampling, delivery modes, review queues and release."""

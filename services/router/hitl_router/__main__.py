@@ -1,0 +1,3 @@
+from hitl_router.app import main
+
+main()

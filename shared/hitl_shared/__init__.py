@@ -1,0 +1,1 @@
+"""HITL-Ops shared package: event schemas, topics, settings, telemetry, Kafka and Redis plumbing."""

@@ -1,0 +1,266 @@
+"""Kafka plumbing every service shares: broker factory, topic creation and the batch hop.
+
+The hop is the one way a service consumes a topic. It takes a batch of records,
+decodes each one by hand (a bad record is dead-lettered with its raw bytes and the
+reason, never failing its batch), runs the domain handler inside a span parented on
+the record's trace context, publishes every output without waiting for each ack,
+awaits all acks together, and only then lets FastStream commit the batch. An
+infrastructure failure (Redis or Kafka unreachable) raises, FastStream seeks back and
+the batch is redelivered: at-least-once, with handlers idempotent by ``item_id``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiokafka import ConsumerRecord
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from faststream import AckPolicy
+from faststream.kafka import KafkaBroker
+from faststream.kafka.annotations import KafkaMessage
+from faststream.kafka.opentelemetry import KafkaTelemetryMiddleware
+from opentelemetry.trace import Tracer, TracerProvider
+from pydantic import BaseModel, TypeAdapter, ValidationError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from hitl_shared.events import DeadLetter
+from hitl_shared.settings import Settings
+from hitl_shared.telemetry import context_from_headers, headers_carrier, item_span
+from hitl_shared.topics import dead_letter_topic
+
+log = logging.getLogger(__name__)
+
+INFRASTRUCTURE_ERRORS: tuple[type[BaseException], ...] = (
+    ConnectionError,
+    OSError,
+    TimeoutError,
+    KafkaError,
+    RedisConnectionError,
+    RedisTimeoutError,
+)
+MAX_ERROR_TEXT = 2000
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """One event a handler wants published; keyed by item id unless told otherwise."""
+
+    topic: str
+    event: BaseModel
+    key: str | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+Handler = Callable[[Any], Awaitable[Sequence[Outgoing]]]
+
+
+def build_broker(settings: Settings, tracer_provider: TracerProvider | None) -> KafkaBroker:
+    return KafkaBroker(
+        settings.kafka_bootstrap,
+        client_id=settings.service_name,
+        enable_idempotence=False,  # the local broker cannot; handlers are idempotent instead
+        linger_ms=2,
+        request_timeout_ms=30_000,
+        middlewares=(KafkaTelemetryMiddleware(tracer_provider=tracer_provider),),
+        logger=logging.getLogger(f"hitl.{settings.service_name}.broker"),
+    )
+
+
+async def ensure_topics(settings: Settings, topics: Sequence[str] | None = None) -> None:
+    """Create every topic (with partitions) that does not exist yet."""
+    names = list(topics) if topics is not None else settings.topics.all()
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [n for n in names if n not in existing]
+        if missing:
+            with contextlib.suppress(TopicAlreadyExistsError):
+                await admin.create_topics(
+                    [
+                        NewTopic(n, num_partitions=settings.partitions, replication_factor=1)
+                        for n in missing
+                    ]
+                )
+    finally:
+        await admin.close()
+
+
+def _error_text(exc: BaseException) -> str:
+    return str(exc)[:MAX_ERROR_TEXT] or exc.__class__.__name__
+
+
+def _item_id_guess(raw: bytes | None) -> str | None:
+    """Best-effort item id of an undecodable record, for the dead letter's index."""
+    try:
+        import json
+
+        value = json.loads(raw or b"")
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return None
+    item = value.get("item_id") if isinstance(value, dict) else None
+    return item[:128] if isinstance(item, str) else None
+
+
+def dead_letter(
+    record: ConsumerRecord[Any, Any], *, service: str, exc: BaseException
+) -> DeadLetter:
+    raw: bytes = record.value or b""
+    key: bytes | None = record.key
+    return DeadLetter(
+        service=service,
+        original_topic=record.topic,
+        original_partition=record.partition,
+        original_offset=record.offset,
+        original_key_b64=base64.b64encode(key).decode() if key is not None else None,
+        original_headers=headers_carrier(record.headers),
+        raw_b64=base64.b64encode(raw).decode(),
+        exc_class=type(exc).__name__,
+        exc_msg=_error_text(exc),
+        item_id=_item_id_guess(raw),
+    )
+
+
+async def _raw_bodies(message: Any) -> list[bytes]:
+    """Skip FastStream's JSON decoding: the hop decodes each record itself."""
+    raw = message.raw_message
+    records = raw if isinstance(raw, tuple) else (raw,)
+    return [record.value or b"" for record in records]
+
+
+class BatchHop:
+    """Registers one batch subscriber: decode, handle, publish, then commit."""
+
+    def __init__(
+        self,
+        broker: KafkaBroker,
+        settings: Settings,
+        tracer: Tracer,
+        *,
+        topic: str,
+        group_id: str,
+        decoder: TypeAdapter[Any],
+        handler: Handler,
+    ) -> None:
+        self.broker = broker
+        self.settings = settings
+        self.tracer = tracer
+        self.topic = topic
+        self.decoder = decoder
+        self.handler = handler
+        self.dead_lettered = 0
+        self.handled = 0
+        self.subscriber = broker.subscriber(
+            topic,
+            group_id=group_id,
+            batch=True,
+            max_records=settings.batch_max_records,
+            batch_timeout_ms=settings.fetch_max_wait_ms,
+            fetch_max_wait_ms=settings.fetch_max_wait_ms,
+            session_timeout_ms=settings.session_timeout_ms,
+            heartbeat_interval_ms=max(100, settings.session_timeout_ms // 3),
+            auto_offset_reset="earliest",
+            ack_policy=AckPolicy.NACK_ON_ERROR,
+            decoder=_raw_bodies,
+        )
+        self.subscriber(self._consume)
+
+    async def _consume(self, bodies: list[bytes], message: KafkaMessage) -> None:
+        raw = message.raw_message
+        records: tuple[ConsumerRecord[Any, Any], ...] = raw if isinstance(raw, tuple) else (raw,)
+        pending: list[asyncio.Future[Any]] = []
+        for record in records:
+            pending.extend(await self._handle_record(record))
+        if pending:
+            await asyncio.gather(*pending)
+
+    async def _publish(self, out: Outgoing) -> asyncio.Future[Any]:
+        key = out.key if out.key is not None else getattr(out.event, "item_id", None)
+        future: asyncio.Future[Any] = await self.broker.publish(
+            out.event.model_dump_json().encode(),
+            out.topic,
+            key=key.encode() if key else None,
+            headers={"content-type": "application/json", **out.headers},
+            no_confirm=True,
+        )
+        return future
+
+    async def _dead_letter(
+        self, record: ConsumerRecord[Any, Any], exc: BaseException
+    ) -> asyncio.Future[Any]:
+        letter = dead_letter(record, service=self.settings.service_name, exc=exc)
+        log.warning(
+            "dead-lettered %s[%s]@%s: %s: %s",
+            record.topic,
+            record.partition,
+            record.offset,
+            letter.exc_class,
+            letter.exc_msg[:200],
+        )
+        self.dead_lettered += 1
+        return await self._publish(
+            Outgoing(
+                topic=dead_letter_topic(record.topic),
+                event=letter,
+                key=letter.item_id or "",
+                headers={
+                    "exc_class": letter.exc_class,
+                    "exc_msg": letter.exc_msg[:500].encode("ascii", "replace").decode(),
+                    "original_topic": record.topic,
+                    "service": self.settings.service_name,
+                },
+            )
+        )
+
+    async def _handle_record(self, record: ConsumerRecord[Any, Any]) -> list[asyncio.Future[Any]]:
+        try:
+            event = self.decoder.validate_json(record.value or b"")
+        except (ValidationError, ValueError, RecursionError) as exc:
+            return [await self._dead_letter(record, exc)]
+
+        parent = context_from_headers(record.headers)
+        with item_span(
+            self.tracer,
+            f"{self.topic} process",
+            parent=parent,
+            item_id=getattr(event, "item_id", None),
+            topic=self.topic,
+        ) as span:
+            outputs = await self._run_handler(event, record, span)
+            if isinstance(outputs, BaseException):
+                return [await self._dead_letter(record, outputs)]
+            self.handled += 1
+            return [await self._publish(out) for out in outputs]
+
+    async def _run_handler(
+        self, event: Any, record: ConsumerRecord[Any, Any], span: Any
+    ) -> Sequence[Outgoing] | BaseException:
+        """Bounded retries for a failing record; infrastructure errors go up (nack)."""
+        last: BaseException | None = None
+        for attempt in range(1, self.settings.handler_attempts + 1):
+            try:
+                return await self.handler(event)
+            except INFRASTRUCTURE_ERRORS as exc:
+                log.error(
+                    "%s unreachable while handling %s: %s; batch will be redelivered",
+                    type(exc).__name__,
+                    record.topic,
+                    exc,
+                )
+                span.record_exception(exc)
+                await asyncio.sleep(1.0)
+                raise
+            except Exception as exc:
+                last = exc
+                span.record_exception(exc)
+                await asyncio.sleep(0.05 * attempt)
+        assert last is not None
+        return last

@@ -1,0 +1,24 @@
+"""Small builders of valid events for tests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hitl_shared.events import LLMOutput
+
+
+def llm_output(item_id: str, **overrides: Any) -> LLMOutput:
+    fields: dict[str, Any] = {
+        "item_id": item_id,
+        "app": "support-bot",
+        "use_case": "billing",
+        "content_category": "billing",
+        "prompt": "How do I update my billing address?",
+        "prompt_template_id": "support-answer",
+        "prompt_template_version": "3",
+        "model": "demo-model-1",
+        "output_text": "Open Settings, choose Billing, and edit the address field.",
+        "confidence": 0.92,
+    }
+    fields.update(overrides)
+    return LLMOutput(**fields)
