@@ -68,6 +68,8 @@ def build_broker(settings: Settings, tracer_provider: TracerProvider | None) -> 
         client_id=settings.service_name,
         enable_idempotence=False,  # the local broker cannot; handlers are idempotent instead
         linger_ms=2,
+        # a dead letter carries the raw record base64-encoded: room for a 1 MiB input
+        max_request_size=4 * 1024 * 1024,
         request_timeout_ms=30_000,
         middlewares=(KafkaTelemetryMiddleware(tracer_provider=tracer_provider),),
         logger=logging.getLogger(f"hitl.{settings.service_name}.broker"),
