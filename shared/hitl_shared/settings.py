@@ -44,6 +44,23 @@ class Settings(BaseSettings):
     otel_file: str = Field(
         default="traces.jsonl", description="Span file (one JSON span a line) for exporter file"
     )
+    metrics_exporter: Literal["none", "console", "otlp"] = Field(
+        default="none",
+        description="Where metrics go (OTLP: the collector, which Prometheus scrapes)",
+    )
+    metrics_interval_s: float = Field(
+        default=10.0, gt=0, description="Metric export and queue-sampling period in seconds"
+    )
+    queue_metrics: bool = Field(
+        default=False,
+        description="Sample review-queue depth and oldest-task age (turn on in one service)",
+    )
+    health_port: int | None = Field(
+        default=None,
+        ge=0,
+        le=65535,
+        description="Consumer services serve /livez and /readyz on this port when set",
+    )
     log_level: str = Field(default="INFO", description="Log level of every service")
     http_host: str = Field(default="127.0.0.1", description="review-api bind address")
     http_port: int = Field(default=8080, ge=0, le=65535, description="review-api port")
