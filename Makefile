@@ -39,5 +39,8 @@ format: $(VENV)/.installed
 	$(PY) -m ruff format .
 	$(PY) -m ruff check --fix .
 
+bench: setup
+	@for f in bench/*.py; do echo "== $$f"; $(PY) $$f || exit 1; done
+
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .run
