@@ -39,8 +39,12 @@ def hostile_records(count: int, seed: int) -> list[bytes]:
 
 
 async def _send_all(bootstrap: str, topic: str, values: list[bytes]) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5,
-                                max_request_size=2_000_000, enable_idempotence=False)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap,
+        linger_ms=5,
+        max_request_size=2_000_000,
+        enable_idempotence=False,
+    )
     await producer.start()
     try:
         futures = [await producer.send(topic, value) for value in values]
@@ -71,12 +75,16 @@ async def test_flood_of_bad_records_is_dead_lettered_while_good_ones_flow(
             for n, item_id in enumerate(good_ids):
                 mixed.insert((n + 1) * (bad_count // 51), llm_output(item_id).to_bytes())
         await _send_all(settings.kafka_bootstrap, topic, mixed)
-        letters = await read_until(settings, dead_letter_topic(topic),
-                                   lambda rs: len(rs) >= bad_count, timeout=180)
+        letters = await read_until(
+            settings, dead_letter_topic(topic), lambda rs: len(rs) >= bad_count, timeout=180
+        )
         if topic_name == "llm_outputs":
             screened = await read_until(
-                settings, settings.topics.llm_screened,
-                lambda rs: {r["item_id"] for r in rs} >= set(good_ids), timeout=60)
+                settings,
+                settings.topics.llm_screened,
+                lambda rs: {r["item_id"] for r in rs} >= set(good_ids),
+                timeout=60,
+            )
             assert {r["item_id"] for r in screened} == set(good_ids)
 
     assert len(letters) == bad_count
