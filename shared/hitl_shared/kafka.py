@@ -32,6 +32,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from hitl_shared.events import DeadLetter
+from hitl_shared.metrics import HopMetrics
 from hitl_shared.settings import Settings
 from hitl_shared.telemetry import context_from_headers, headers_carrier, item_span
 from hitl_shared.topics import dead_letter_topic
@@ -160,6 +161,8 @@ class BatchHop:
         self.handler = handler
         self.dead_lettered = 0
         self.handled = 0
+        self.group_id = group_id
+        self.metrics = HopMetrics(topic, group_id)
         self.subscriber = broker.subscriber(
             topic,
             group_id=group_id,
@@ -179,6 +182,7 @@ class BatchHop:
         raw = message.raw_message
         records: tuple[ConsumerRecord[Any, Any], ...] = raw if isinstance(raw, tuple) else (raw,)
         pending: list[asyncio.Future[Any]] = []
+        self.metrics.batch(len(records))
         for record in records:
             pending.extend(await self._handle_record(record))
         if pending:
@@ -208,6 +212,7 @@ class BatchHop:
             letter.exc_msg[:200],
         )
         self.dead_lettered += 1
+        self.metrics.dead_lettered(letter.exc_class)
         return await self._publish(
             Outgoing(
                 topic=dead_letter_topic(record.topic),
@@ -235,11 +240,15 @@ class BatchHop:
             parent=parent,
             item_id=getattr(event, "item_id", None),
             topic=self.topic,
+            group=self.group_id,
+            partition=record.partition,
+            offset=record.offset,
         ) as span:
             outputs = await self._run_handler(event, record, span)
             if isinstance(outputs, BaseException):
                 return [await self._dead_letter(record, outputs)]
             self.handled += 1
+            self.metrics.handled(event, outputs)
             return [await self._publish(out) for out in outputs]
 
     async def _run_handler(

@@ -1,4 +1,4 @@
-"""Process start-up shared by the consumer services: logging, tracing, dependencies.
+"""Process start-up shared by the consumer services: logging, tracing, metrics, health.
 
 Nothing here runs at import. ``wait_for_dependencies`` says in one line what it cannot
 reach and retries with capped exponential backoff, so services can start before the
@@ -11,8 +11,9 @@ import asyncio
 import json
 import logging
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
+from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient
 from faststream.kafka import KafkaBroker
@@ -21,12 +22,13 @@ from opentelemetry.sdk.trace import TracerProvider
 from redis.asyncio import Redis
 
 from hitl_shared.settings import Settings
+from hitl_shared.telemetry import CURRENT_ITEM_ID
 
 log = logging.getLogger("hitl.runtime")
 
 
 class JsonFormatter(logging.Formatter):
-    """One JSON object per line, with the current trace id when there is one."""
+    """One JSON object per line, with the current trace and item ids when there are."""
 
     def format(self, record: logging.LogRecord) -> str:
         span = trace.get_current_span().get_span_context()
@@ -38,7 +40,8 @@ class JsonFormatter(logging.Formatter):
         }
         if span.is_valid:
             line["trace_id"] = format(span.trace_id, "032x")
-        item_id = getattr(record, "item_id", None)
+            line["span_id"] = format(span.span_id, "016x")
+        item_id = getattr(record, "item_id", None) or CURRENT_ITEM_ID.get()
         if item_id:
             line["item_id"] = item_id
         if record.exc_info:
@@ -109,27 +112,70 @@ def touch_health(settings: Settings) -> None:
 Wiring = Callable[["Settings", "KafkaBroker", Redis, TracerProvider], Awaitable[object]]
 
 
+def _hops(wired: object) -> list[Any]:
+    """The batch hops a ``wire`` returned (one, or a list)."""
+    items: Iterable[object] = wired if isinstance(wired, list | tuple) else (wired,)
+    return [hop for hop in items if hasattr(hop, "subscriber")]
+
+
+def consumers_of(hops: list[Any]) -> Callable[[], list[tuple[str, Any]]]:
+    """(group id, live aiokafka consumer) of each hop, read when asked (they restart)."""
+    return lambda: [
+        (str(getattr(hop, "group_id", "?")), getattr(hop.subscriber, "consumer", None))
+        for hop in hops
+    ]
+
+
 async def run_consumer_service(
     settings: Settings, wire: Wiring, *, needs_redis: bool = True
 ) -> None:
     """Start one consumer service: wait for Kafka/Redis, wire its hops, run until signalled."""
     from faststream import FastStream
+    from opentelemetry import metrics
 
+    from hitl_shared.health import Health, serve_health
     from hitl_shared.kafka import build_broker
+    from hitl_shared.metrics import LagSampler, QueueSampler, build_meter_provider, sample_forever
     from hitl_shared.telemetry import build_tracer_provider
 
     configure_logging(settings)
     await wait_for_dependencies(settings, redis=needs_redis)
     provider = build_tracer_provider(settings)
     trace.set_tracer_provider(provider)
+    meters = build_meter_provider(settings)
+    metrics.set_meter_provider(meters)
     redis = Redis.from_url(settings.redis_url)
     broker = build_broker(settings, provider)
-    await wire(settings, broker, redis, provider)
+    hops = _hops(await wire(settings, broker, redis, provider))
+    consumers = consumers_of(hops)
+    samplers: list[Any] = [LagSampler(consumers)]
+    if settings.queue_metrics:
+        samplers.append(QueueSampler(redis, settings.redis_prefix))
+    probes = {"kafka": lambda: _kafka_reachable(settings)}
+    if needs_redis:
+        probes["redis"] = lambda: _redis_reachable(settings)
+    health = Health(probes=probes, consumers=consumers)
+    background: list[asyncio.Task[None]] = []
+    servers: list[asyncio.Server] = []
+
+    async def started() -> None:
+        touch_health(settings)
+        background.append(
+            asyncio.create_task(sample_forever(samplers, settings.metrics_interval_s))
+        )
+        if settings.health_port is not None:
+            servers.append(await serve_health(health, settings.http_host, settings.health_port))
+
     app = FastStream(broker, logger=logging.getLogger(f"hitl.{settings.service_name}"))
-    app.after_startup(lambda: touch_health(settings))
+    app.after_startup(started)
     log.info("%s started (kafka=%s)", settings.service_name, settings.kafka_bootstrap)
     try:
         await app.run()
     finally:
+        for task in background:
+            task.cancel()
+        for server in servers:
+            server.close()
         await redis.aclose()
         provider.shutdown()
+        meters.shutdown()

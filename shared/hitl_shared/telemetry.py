@@ -1,16 +1,20 @@
-"""Tracing setup and W3C trace-context propagation through Kafka headers.
+"""Tracing setup and W3C trace-context propagation through Kafka headers and Redis.
 
 FastStream's ``KafkaTelemetryMiddleware`` injects context on publish. Batch consumers
 start one span per record themselves (``item_span``), parented on the context the
-record carries, so every item keeps a single trace across services.
+record carries, so every item keeps a single trace across services. A review task
+waits in Redis, not Kafka: it carries the routing span's context (``trace_context_now``)
+and the review API continues the item's trace from it (``continue_trace``), linking the
+reviewer's HTTP request span. See docs/adr/0008-tracing-across-kafka.md.
 """
 
 from __future__ import annotations
 
 import atexit
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import IO
+from contextvars import ContextVar
+from typing import IO, Any
 
 from opentelemetry import trace
 from opentelemetry.context import Context
@@ -23,7 +27,8 @@ from opentelemetry.sdk.trace.export import (
     SimpleSpanProcessor,
     SpanExporter,
 )
-from opentelemetry.trace import Span, SpanKind
+from opentelemetry.trace import Link, Span, SpanKind
+from opentelemetry.util.types import AttributeValue
 
 from hitl_shared.settings import Settings
 
@@ -32,8 +37,13 @@ ATTR_TIER = "hitl.tier"
 ATTR_ACTION = "hitl.action"
 ATTR_REVIEWER_LEVEL = "hitl.reviewer_level"
 ATTR_APP = "hitl.app"
+ATTR_TASK_ID = "hitl.task_id"
+
+CURRENT_ITEM_ID: ContextVar[str | None] = ContextVar("hitl_item_id", default=None)
+"""The item being handled; every log line written meanwhile carries it."""
 
 _file_handles: list[IO[str]] = []
+_built: list[TracerProvider] = []
 
 
 def _exporter(settings: Settings) -> SpanExporter | None:
@@ -64,6 +74,7 @@ def build_tracer_provider(
         )
         provider.add_span_processor(processor)
     atexit.register(provider.shutdown)
+    _built.append(provider)
     return provider
 
 
@@ -88,6 +99,21 @@ def current_trace_headers() -> dict[str, str]:
     return carrier
 
 
+def trace_context_now() -> dict[str, str]:
+    """The current span's W3C context, to store with state that waits outside Kafka."""
+    return current_trace_headers()
+
+
+@contextmanager
+def item_scope(item_id: str | None) -> Iterator[None]:
+    """Log lines written inside carry ``item_id``."""
+    token = CURRENT_ITEM_ID.set(item_id)
+    try:
+        yield
+    finally:
+        CURRENT_ITEM_ID.reset(token)
+
+
 @contextmanager
 def item_span(
     tracer: trace.Tracer,
@@ -97,15 +123,111 @@ def item_span(
     item_id: str | None,
     topic: str,
     kind: SpanKind = SpanKind.CONSUMER,
+    group: str | None = None,
+    partition: int | None = None,
+    offset: int | None = None,
 ) -> Iterator[Span]:
-    attributes: dict[str, str] = {
+    """One consumed record's span (messaging semconv), current item id set for logs."""
+    attributes: dict[str, AttributeValue] = {
         "messaging.system": "kafka",
         "messaging.destination.name": topic,
         "messaging.operation.type": "process",
+        "messaging.operation.name": "process",
     }
+    if group:
+        attributes["messaging.consumer.group.name"] = group
+    if partition is not None:
+        attributes["messaging.destination.partition.id"] = str(partition)
+    if offset is not None:
+        attributes["messaging.kafka.offset"] = offset
     if item_id:
         attributes[ATTR_ITEM_ID] = item_id
-    with tracer.start_as_current_span(
-        name, context=parent, kind=kind, attributes=attributes
-    ) as span:
+    with (
+        item_scope(item_id),
+        tracer.start_as_current_span(
+            name, context=parent, kind=kind, attributes=attributes
+        ) as span,
+    ):
         yield span
+
+
+@contextmanager
+def continue_trace(
+    name: str,
+    carrier: Mapping[str, str] | None,
+    *,
+    item_id: str,
+    attributes: Mapping[str, AttributeValue] | None = None,
+    kind: SpanKind = SpanKind.INTERNAL,
+    tracer: trace.Tracer | None = None,
+) -> Iterator[Span]:
+    """A span in the item's trace, started where the item's context arrives out of band.
+
+    ``carrier`` is what ``trace_context_now`` stored with the item (e.g. on the review
+    task). The span is a child of that context and links the span current here (the
+    reviewer's HTTP request), so both traces lead to each other. Without a carrier it
+    is simply a child of the current span. Publishing inside nests under it, so the
+    item's trace goes on downstream. ``tracer`` defaults to the process's provider.
+    """
+    tracer = tracer or _DeferredTracerProvider().get_tracer("hitl")
+    here = trace.get_current_span().get_span_context()
+    parent = extract(dict(carrier)) if carrier else None
+    links: Sequence[Link] = ()
+    if parent is not None and here.is_valid:
+        links = (Link(here, {"hitl.link": "request"}),)
+    merged: dict[str, AttributeValue] = {ATTR_ITEM_ID: item_id, **(attributes or {})}
+    with (
+        item_scope(item_id),
+        tracer.start_as_current_span(
+            name, context=parent, kind=kind, attributes=merged, links=links
+        ) as span,
+    ):
+        yield span
+
+
+class _DeferredTracer(trace.Tracer):
+    """Resolves the provider on every span: the review API builds it in its lifespan,
+    after the app and its middleware exist."""
+
+    def __init__(self, name: str, version: str | None, schema_url: str | None) -> None:
+        self._args = (name, version, schema_url)
+
+    def _real(self) -> trace.Tracer:
+        provider: trace.TracerProvider = _built[-1] if _built else trace.get_tracer_provider()
+        name, version, schema_url = self._args
+        return provider.get_tracer(name, version, schema_url)
+
+    def start_span(self, *args: Any, **kwargs: Any) -> Span:
+        return self._real().start_span(*args, **kwargs)
+
+    @contextmanager  # same call shape as the API's ProxyTracer
+    def start_as_current_span(  # type: ignore[override]
+        self, *args: Any, **kwargs: Any
+    ) -> Iterator[Span]:
+        with self._real().start_as_current_span(*args, **kwargs) as span:
+            yield span
+
+
+class _DeferredTracerProvider(trace.TracerProvider):
+    """The provider this process built last (one per service process)."""
+
+    def get_tracer(
+        self,
+        instrumenting_module_name: str,
+        instrumenting_library_version: str | None = None,
+        schema_url: str | None = None,
+        attributes: Any = None,
+    ) -> trace.Tracer:
+        return _DeferredTracer(instrumenting_module_name, instrumenting_library_version, schema_url)
+
+
+def instrument_http(app: Any) -> None:
+    """HTTP server spans (semconv) for a FastAPI app; health probes are not traced."""
+    from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+
+    FastAPIInstrumentor.instrument_app(
+        app,
+        tracer_provider=_DeferredTracerProvider(),
+        excluded_urls="healthz,readyz,livez",
+        exclude_spans=["receive", "send"],
+    )
