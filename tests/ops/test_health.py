@@ -26,6 +26,16 @@ async def _get(port: int, path: str) -> tuple[int, dict[str, Any]]:
     return int(head.split()[1]), json.loads(body)
 
 
+async def _until_ready(port: int, timeout: float = 30.0) -> dict[str, Any]:
+    deadline = asyncio.get_running_loop().time() + timeout
+    status, body = await _get(port, "/readyz")
+    while status != 200:
+        assert asyncio.get_running_loop().time() < deadline, f"never ready: {body}"
+        await asyncio.sleep(0.2)
+        status, body = await _get(port, "/readyz")
+    return body
+
+
 @asynccontextmanager
 async def _serving(health: Health):
     server = await serve_health(health, "127.0.0.1", 0)
@@ -88,10 +98,7 @@ async def test_a_running_service_is_ready_once_its_group_joined(settings: Settin
             cache_s=0.0,
         )
         async with _serving(health) as port:
-            async with asyncio.timeout(30):
-                while (answer := await _get(port, "/readyz"))[0] != 200:
-                    await asyncio.sleep(0.2)
-    status, body = answer
+            body = await _until_ready(port)
     assert body["kafka"] == "ok" and body["redis"] == "ok"
     assert body["consumers"]["hitl-prescreen"]["joined"] is True
     assert body["consumers"]["hitl-prescreen"]["partitions"] == settings.partitions
