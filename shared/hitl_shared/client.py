@@ -437,8 +437,9 @@ class Subscription:
     """Releases and retractions, positioned on ``__aenter__``.
 
     Without ``group_id`` it reads every partition from the current end (nothing is
-    committed). With ``group_id`` it joins that consumer group and commits a batch only
-    after the loop body has handled every event of it: at-least-once across restarts.
+    committed). With ``group_id`` it joins that consumer group and commits only what the
+    loop body has finished with (it asked for the next event, or left the ``async with``
+    normally): at-least-once across restarts; an exception leaves the event uncommitted.
     """
 
     def __init__(
@@ -461,6 +462,8 @@ class Subscription:
         self.start = start
         self.client_id = client_id
         self._consumer: Any = None
+        self._done: dict[Any, int] = {}  # partition -> next offset, handled by the body
+        self._last: tuple[Any, int] | None = None  # yielded, not yet known to be handled
 
     async def __aenter__(self) -> Subscription:
         topic = self.settings.topics.llm_released
@@ -504,7 +507,21 @@ class Subscription:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        await self.close()
+        if exc_type is None and self._last is not None:
+            tp, offset = self._last  # the body left the loop normally: it handled this one
+            self._done[tp] = offset
+        try:
+            if exc_type is None:
+                await self.commit()
+        finally:
+            await self.close()
+
+    async def commit(self) -> None:
+        """Commit every event the loop body has finished with (group mode only)."""
+        if self.group_id is None or not self._done or self._consumer is None:
+            return
+        offsets, self._done = dict(self._done), {}
+        await self._consumer.commit(offsets)
 
     async def close(self) -> None:
         consumer, self._consumer = self._consumer, None
@@ -520,13 +537,15 @@ class Subscription:
             raise ClientNotStartedError("use `async with client.subscribe(...) as events`")
         while self._consumer is not None:
             batches = await self._consumer.getmany(timeout_ms=1000)
-            for records in batches.values():
+            for tp, records in batches.items():
                 for record in records:
                     try:
                         event = RELEASED_ADAPTER.validate_json(record.value or b"")
                     except ValidationError:
-                        continue
-                    if self._wanted(event):
-                        yield event
-            if batches and self.group_id is not None and self._consumer is not None:
-                await self._consumer.commit()
+                        event = None
+                    if event is not None and self._wanted(event):
+                        self._last = (tp, record.offset + 1)
+                        yield event  # the body handles it before asking for the next
+                        self._last = None
+                    self._done[tp] = record.offset + 1
+            await self.commit()
