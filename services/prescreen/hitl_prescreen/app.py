@@ -9,7 +9,8 @@ from opentelemetry.sdk.trace import TracerProvider
 from pydantic import TypeAdapter
 from redis.asyncio import Redis
 
-from hitl_prescreen.domain import screen
+from hitl_prescreen.config import PrescreenConfig, load_config
+from hitl_prescreen.screener import Screener
 from hitl_shared.events import LLMOutput
 from hitl_shared.kafka import BatchHop, Outgoing
 from hitl_shared.runtime import run_consumer_service
@@ -19,14 +20,19 @@ GROUP_ID = "hitl-prescreen"
 
 
 async def wire(
-    settings: Settings, broker: KafkaBroker, redis: Redis, provider: TracerProvider
+    settings: Settings,
+    broker: KafkaBroker,
+    redis: Redis,
+    provider: TracerProvider,
+    config: PrescreenConfig | None = None,
 ) -> BatchHop:
     topics = settings.topics
+    screener = Screener(config or load_config(), redis, settings.redis_prefix)
 
     async def handle(output: LLMOutput) -> list[Outgoing]:
-        return [Outgoing(topics.llm_screened, screen(output))]
+        return [Outgoing(topics.llm_screened, await screener.handle(output))]
 
-    return BatchHop(
+    hop = BatchHop(
         broker,
         settings,
         provider.get_tracer("hitl.prescreen"),
@@ -35,11 +41,13 @@ async def wire(
         decoder=TypeAdapter(LLMOutput),
         handler=handle,
     )
+    hop.screener = screener  # type: ignore[attr-defined]  # for tests and benchmarks
+    return hop
 
 
 def main() -> None:
     settings = Settings(service_name="prescreen")
-    asyncio.run(run_consumer_service(settings, wire, needs_redis=False))
+    asyncio.run(run_consumer_service(settings, wire, needs_redis=True))
 
 
 if __name__ == "__main__":

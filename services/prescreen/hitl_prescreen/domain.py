@@ -1,90 +1,93 @@
-"""Pure screening logic: run each detector, collect flags, never let one failure stop an item."""
+"""Pure screening: run every detector on one output and collect flags and scores.
+
+One bad detector never stops an item: an exception or a detector slower than its
+budget is recorded in ``detector_errors`` and turned into a flag that sends the item to
+a human, and the other detectors' flags are kept.
+"""
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 
+from hitl_prescreen.detectors.base import EMPTY_CONTEXT, Detector, ScreenContext, make_flag
 from hitl_shared.events import Flag, LLMOutput, ScreenedOutput
 
-Detector = Callable[[LLMOutput], Sequence[Flag]]
-
-_EMAIL = re.compile(r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}\b")
-_CARD = re.compile(r"\b(?:\d[ -]?){12,18}\d\b")
-
-
-def luhn_valid(digits: str) -> bool:
-    total = 0
-    for i, ch in enumerate(reversed(digits)):
-        d = int(ch)
-        if i % 2 == 1:
-            d = d * 2 - 9 if d > 4 else d * 2
-        total += d
-    return total % 10 == 0
+LegacyDetector = Callable[[LLMOutput], Sequence[Flag]]
+DEFAULT_BUDGET_MS = 25.0
+ERROR_DETECTOR = "prescreen"
 
 
-def detect_pii(output: LLMOutput) -> list[Flag]:
-    text = output.output_text
-    flags = [
-        Flag(
-            detector="pii",
-            category="email",
-            severity="high",
-            score=0.95,
-            start=m.start(),
-            end=m.end(),
-            explanation="Email address in the output",
-        )
-        for m in _EMAIL.finditer(text)
-    ]
-    for m in _CARD.finditer(text):
-        digits = re.sub(r"\D", "", m.group())
-        if 13 <= len(digits) <= 19 and luhn_valid(digits):
-            flags.append(
-                Flag(
-                    detector="pii",
-                    category="payment_card",
-                    severity="critical",
-                    score=0.97,
-                    start=m.start(),
-                    end=m.end(),
-                    explanation="Payment card number (Luhn-valid)",
-                )
-            )
-    return flags
+def _default_detectors() -> dict[str, Detector]:
+    from hitl_prescreen.config import load_config
+
+    global _DEFAULTS
+    if _DEFAULTS is None:
+        _DEFAULTS = load_config().build()
+    return _DEFAULTS
 
 
-def detect_low_confidence(output: LLMOutput, threshold: float = 0.5) -> list[Flag]:
-    if output.confidence is None or output.confidence >= threshold:
-        return []
-    return [
-        Flag(
-            detector="confidence",
-            category="low_confidence",
-            severity="medium",
-            score=round(1.0 - output.confidence, 4),
-            start=0,
-            end=0,
-            explanation=f"Model confidence {output.confidence:.2f} below {threshold:.2f}",
-        )
-    ]
+_DEFAULTS: dict[str, Detector] | None = None
 
 
-DEFAULT_DETECTORS: dict[str, Detector] = {
-    "pii": detect_pii,
-    "confidence": detect_low_confidence,
-}
+def error_flag(name: str, reason: str, text_length: int) -> Flag:
+    """The flag that marks an item for review because a detector could not judge it."""
+    return make_flag(
+        ERROR_DETECTOR,
+        "detector_error",
+        "high",
+        1.0,
+        0,
+        text_length,
+        f"Detector {name} could not check this item ({reason}); a human must review it",
+    )
 
 
-def screen(output: LLMOutput, detectors: dict[str, Detector] | None = None) -> ScreenedOutput:
-    """All flags of all detectors; a detector that raises is recorded, not fatal."""
+def _run(
+    detector: Detector | LegacyDetector, output: LLMOutput, context: ScreenContext
+) -> list[Flag]:
+    detect = getattr(detector, "detect", None)
+    if detect is not None:
+        return list(detect(output, context))
+    return list(detector(output))  # type: ignore[operator]
+
+
+def screen(
+    output: LLMOutput,
+    detectors: Mapping[str, Detector | LegacyDetector] | None = None,
+    *,
+    context: ScreenContext = EMPTY_CONTEXT,
+    budget_ms: float = DEFAULT_BUDGET_MS,
+    timings: dict[str, float] | None = None,
+    errors: Sequence[str] = (),
+) -> ScreenedOutput:
+    """All flags of all detectors, with per-detector max scores.
+
+    ``errors`` are failures found before screening (e.g. the baseline could not be
+    loaded); ``timings`` receives each detector's wall time in milliseconds.
+    """
     flags: list[Flag] = []
-    errors: list[str] = []
-    for name, detector in (detectors or DEFAULT_DETECTORS).items():
+    failed: list[str] = list(errors)
+    length = len(output.output_text)
+    for name, detector in (detectors if detectors is not None else _default_detectors()).items():
+        started = time.perf_counter()
         try:
-            flags.extend(detector(output))
+            found = _run(detector, output, context)
         except Exception as exc:  # one bad detector must not stop the item
-            errors.append(f"{name}: {type(exc).__name__}: {exc}"[:300])
+            failed.append(f"{name}: {type(exc).__name__}: {exc}"[:300])
+            continue
+        finally:
+            elapsed = (time.perf_counter() - started) * 1000
+            if timings is not None:
+                timings[name] = elapsed
+        for flag in found:
+            if flag.end > length:
+                flag = flag.model_copy(update={"end": length, "start": min(flag.start, length)})
+            flags.append(flag)
+        if elapsed > budget_ms:
+            failed.append(f"{name}: exceeded its {budget_ms:g} ms budget ({elapsed:.1f} ms)")
+    for reason in failed:
+        flags.append(error_flag(reason.split(":", 1)[0], reason.split(":", 1)[-1].strip(), length))
     scores: dict[str, float] = {}
     for flag in flags:
         scores[flag.detector] = max(scores.get(flag.detector, 0.0), flag.score)
@@ -93,5 +96,5 @@ def screen(output: LLMOutput, detectors: dict[str, Detector] | None = None) -> S
         output=output,
         flags=tuple(flags),
         scores=scores,
-        detector_errors=tuple(errors),
+        detector_errors=tuple(failed),
     )

@@ -1,0 +1,87 @@
+"""Which detectors run and how they are tuned: a YAML file validated by pydantic.
+
+The default file ships in the package (``default_config.yaml``); a deployment points
+``HITL_PRESCREEN_CONFIG`` at its own. Unknown keys are errors, so a typo in a threshold
+name fails at start instead of being ignored.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from hitl_prescreen.detectors.anomaly import AnomalyConfig, AnomalyDetector
+from hitl_prescreen.detectors.base import Detector
+from hitl_prescreen.detectors.claims import ClaimsConfig, ClaimsDetector
+from hitl_prescreen.detectors.confidence import ConfidenceConfig, ConfidenceDetector
+from hitl_prescreen.detectors.edge_cases import EdgeCaseConfig, EdgeCaseDetector
+from hitl_prescreen.detectors.injection import InjectionConfig, InjectionDetector
+from hitl_prescreen.detectors.pii import PiiConfig, PiiDetector
+from hitl_prescreen.detectors.secrets import SecretsConfig, SecretsDetector
+from hitl_prescreen.detectors.toxicity import ToxicityConfig, ToxicityDetector
+
+
+class PrescreenEnv(BaseSettings):
+    """Prescreen-only environment: where its config file is."""
+
+    model_config = SettingsConfigDict(env_prefix="HITL_PRESCREEN_", extra="ignore")
+
+    config: Path | None = None
+
+
+class DetectorSet(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    pii: PiiConfig = PiiConfig()
+    secrets: SecretsConfig = SecretsConfig()
+    toxicity: ToxicityConfig = ToxicityConfig()
+    injection: InjectionConfig = InjectionConfig()
+    claims: ClaimsConfig = ClaimsConfig()
+    confidence: ConfidenceConfig = ConfidenceConfig()
+    anomaly: AnomalyConfig = AnomalyConfig()
+    edge_cases: EdgeCaseConfig = EdgeCaseConfig()
+
+
+class PrescreenConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    version: str = "default"
+    detector_budget_ms: float = Field(
+        default=25.0, gt=0, description="A detector slower than this on one item is an error"
+    )
+    redis_timeout_s: float = Field(
+        default=0.5, gt=0, description="Loading baseline / knowledge base past this is an error"
+    )
+    detectors: DetectorSet = DetectorSet()
+
+    def build(self) -> dict[str, Detector]:
+        """The enabled detectors, in a fixed order, keyed by name."""
+        d = self.detectors
+        candidates: list[tuple[bool, Detector]] = [
+            (d.pii.enabled, PiiDetector(d.pii)),
+            (d.secrets.enabled, SecretsDetector(d.secrets)),
+            (d.toxicity.enabled, ToxicityDetector(d.toxicity)),
+            (d.injection.enabled, InjectionDetector(d.injection)),
+            (d.claims.enabled, ClaimsDetector(d.claims)),
+            (d.confidence.enabled, ConfidenceDetector(d.confidence)),
+            (d.anomaly.enabled, AnomalyDetector(d.anomaly)),
+            (d.edge_cases.enabled, EdgeCaseDetector(d.edge_cases)),
+        ]
+        return {det.name: det for enabled, det in candidates if enabled}
+
+
+def parse_config(text: str) -> PrescreenConfig:
+    return PrescreenConfig.model_validate(yaml.safe_load(text) or {})
+
+
+def load_config(path: Path | None = None) -> PrescreenConfig:
+    """The config at ``path``, else at ``HITL_PRESCREEN_CONFIG``, else the packaged default."""
+    path = path or PrescreenEnv().config
+    if path is not None:
+        return parse_config(Path(path).read_text(encoding="utf-8"))
+    packaged = resources.files("hitl_prescreen").joinpath("default_config.yaml")
+    return parse_config(packaged.read_text(encoding="utf-8"))

@@ -1,0 +1,142 @@
+"""Unsupported claims: facts in the output that none of the supplied documents contain.
+
+A hallucination signal for retrieval-augmented answers, only when context is given:
+numbers (amounts, percentages, counts), dates, capitalised names and quoted statements
+of the output are looked up in the context documents and the prompt, after light
+normalisation (thousands separators, case, whitespace). Each missing one is a flag on
+its own span.
+"""
+
+from __future__ import annotations
+
+import re
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from hitl_prescreen.detectors.base import ScreenContext, make_flag
+from hitl_shared.events import Flag, LLMOutput
+
+_MONTHS = (
+    "January|February|March|April|May|June|July|August|September|October|November|December|"
+    "Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec"
+)
+_DATE = re.compile(
+    rf"\b(?:(?:{_MONTHS})\.?\s+\d{{1,2}}(?:st|nd|rd|th)?,?\s+\d{{4}}"
+    rf"|\d{{1,2}}(?:st|nd|rd|th)?\s+(?:{_MONTHS})\.?,?\s+\d{{4}}"
+    rf"|\d{{4}}-\d{{2}}-\d{{2}}"
+    rf"|(?:{_MONTHS})\s+\d{{4}})\b"
+)
+_NUMBER = re.compile(r"(?<![\w.])[$€£¥]?\d[\d,]*(?:\.\d+)?(?:\s?%|\s?(?:k|m|bn)\b)?(?![\w])")
+_QUOTE = re.compile(r"[\"“]([^\"”\n]{8,200})[\"”]")
+_ENTITY = re.compile(
+    r"(?<![\w'])(?:[A-Z][a-z]+(?:[-'][A-Z]?[a-z]+)?|[A-Z]{2,})"
+    r"(?:\s+(?:of|de|van|von|the|and|&)?\s*(?:[A-Z][a-z]+|[A-Z]{2,}))*"
+)
+_CODE = re.compile(r"[=*(){}\[\]`;<>]|\b(?:SELECT|FROM|WHERE|def|return)\b")
+_COMMON = frozenset(
+    """I A An The This That These Those It Its You Your We Our They Their He She His Her
+    If When Where What Which Who Why How Yes No Not Please Thanks Thank Hi Hello Sure Of
+    And But Or So For To In On At By With From As Also Then There Here Once After Before
+    Note Tip Let Good Great Happy Sorry Okay OK Unfortunately However Generally Usually
+    Since Because Keep Make Start Open Choose Click Go See Use Try Expect Only Most Some
+    All Any Each Every Both One Two Three Monday Tuesday Wednesday Thursday Friday
+    Saturday Sunday Today Tomorrow Yesterday Internally Is Are Be Can Do Does Will
+    Would Should Could May Might Must Just Still Even More Less Step First Second
+    Third Finally Next Last Welcome Of Course Ugh""".split()  # noqa: SIM905
+)
+
+
+class ClaimsConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    enabled: bool = True
+    min_number: float = Field(
+        default=10.0, description="Bare integers below this (list items, small counts) are skipped"
+    )
+    entities: bool = True
+
+
+def _normalise(text: str) -> str:
+    return " ".join(text.lower().replace(",", "").split())
+
+
+def _number_key(raw: str) -> str:
+    return raw.replace(",", "").replace(" ", "").lower()
+
+
+class ClaimsDetector:
+    name = "claims"
+
+    def __init__(self, config: ClaimsConfig | None = None) -> None:
+        self.config = config or ClaimsConfig()
+
+    def detect(self, output: LLMOutput, context: ScreenContext) -> list[Flag]:
+        if not output.context:
+            return []
+        text = output.output_text
+        corpus = _normalise(" ".join([d.text for d in output.context] + [output.prompt]))
+        numbers = {
+            n.group().lstrip("$€£¥").replace(",", "").rstrip("%").strip()
+            for n in _NUMBER.finditer(corpus)
+        }
+        flags: list[Flag] = []
+        taken: list[tuple[int, int]] = []
+
+        def add(start: int, end: int, category: str, score: float, why: str) -> None:
+            if any(start < b and a < end for a, b in taken):
+                return
+            taken.append((start, end))
+            flags.append(make_flag(self.name, category, "medium", score, start, end, why))
+
+        for m in _QUOTE.finditer(text):
+            quoted = m.group(1)
+            if len(quoted.split()) < 3 or _CODE.search(quoted):
+                continue
+            if _normalise(quoted) not in corpus:
+                add(m.start(), m.end(), "unsupported_quote", 0.7, "Quoted statement not in context")
+        for m in _DATE.finditer(text):
+            if _normalise(m.group()) not in corpus:
+                add(
+                    m.start(),
+                    m.end(),
+                    "unsupported_date",
+                    0.65,
+                    f"Date '{m.group()}' not in context",
+                )
+        for m in _NUMBER.finditer(text):
+            raw = m.group()
+            value = raw.lstrip("$€£¥").replace(",", "").rstrip("%kmbn ").strip()
+            try:
+                magnitude = float(value)
+            except ValueError:
+                continue
+            plain = raw == value and "." not in raw
+            if plain and magnitude < self.config.min_number:
+                continue
+            if plain and 1900 <= magnitude <= 2100 and _normalise(raw) in corpus:
+                continue
+            if value not in numbers:
+                add(m.start(), m.end(), "unsupported_number", 0.6, f"Figure '{raw}' not in context")
+        if self.config.entities and output.language.lower().startswith("en"):
+            for m in _ENTITY.finditer(text):
+                name = m.group()
+                if text[m.end() : m.end() + 1] in ("'", "\u2019"):
+                    continue  # a contraction or possessive of a common word
+                words = name.split()
+                while words and words[0] in _COMMON:
+                    words.pop(0)
+                if not words:
+                    continue
+                entity = " ".join(words)
+                start = m.end() - len(entity) if name.endswith(entity) else m.start()
+                if len(words) == 1 and (len(entity) < 3 or self._sentence_start(text, start)):
+                    continue
+                if _normalise(entity) not in corpus:
+                    add(start, start + len(entity), "unsupported_entity", 0.5,
+                        f"Name '{entity[:60]}' not in context")  # fmt: skip
+        return sorted(flags, key=lambda f: f.start)
+
+    @staticmethod
+    def _sentence_start(text: str, start: int) -> bool:
+        before = text[:start].rstrip(" \t\"'“(*-")
+        return not before or before[-1] in ".!?:\n"

@@ -1,0 +1,200 @@
+"""Prompt-injection and jailbreak echoes in the output.
+
+Three signals, all heuristics (no trustworthy offline classifier exists for this):
+the output repeats or announces an override ("ignoring my previous instructions"),
+reveals its system prompt, or carries jailbreak markers (DAN, developer mode, PWNED);
+and the output obeys an instruction planted in a retrieved document, seen as that
+instruction's payload (a quoted phrase, a URL, an email) turning up in the output.
+"""
+
+from __future__ import annotations
+
+import re
+
+from pydantic import BaseModel, ConfigDict
+
+from hitl_prescreen.detectors.base import ScreenContext, make_flag
+from hitl_shared.events import Flag, LLMOutput, Severity
+
+
+class InjectionConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    enabled: bool = True
+    check_context_documents: bool = True
+
+
+_I = re.IGNORECASE
+_OVERRIDE = re.compile(
+    r"\b(?:ignor(?:e|ing)|disregard(?:ing)?|forget(?:ting)?|overrid(?:e|ing)|bypass(?:ing)?)"
+    r"\s+(?:all\s+|any\s+|my\s+|the\s+|your\s+|of\s+)*"
+    r"(?:previous|prior|earlier|above|preceding|original|system|safety|initial)?\s*"
+    r"(?:instructions?|prompts?|rules|guidelines|guidance|directives|restrictions|programming)\b"
+    r"|\b(?:content\s+)?(?:polic(?:y|ies)|rules|guidelines|guidance|instructions|restrictions|"
+    r"safeguards|filters)\s+(?:(?:have\s+been|has\s+been|are|is|were|was)\s+)?"
+    r"(?:disregarded|ignored|overridden|bypassed|disabled|lifted)\b",
+    _I,
+)
+_REVEAL = re.compile(
+    r"\b(?:my|the)\s+(?:system\s+prompt|(?:initial|original|hidden|secret)\s+"
+    r"(?:instructions|prompt))\s*(?:is|was|are|says|reads|follows)?\s*:"
+    r"|\bhere\s+(?:is|are)\s+(?:my|the)\s+(?:full\s+|complete\s+|exact\s+)?"
+    r"(?:system\s+prompt|instructions|initial\s+prompt|hidden\s+prompt)"
+    r"|\bhere\s+is\s+everything\s+above(?:\s+the\s+line)?"
+    r"|\bI\s+was\s+(?:instructed|told|programmed)\s+(?:to|not\s+to)\s+(?:never\s+)?"
+    r"(?:reveal|disclose|share)\b"
+    r"|^\s*\"?You\s+are\s+(?:an?|the)\s+[^.\n]{0,80}(?:assistant|bot|agent)\b"
+    r"[^\n]{0,200}(?:do\s+not|never)\s+(?:disclose|reveal|share)\b[^\n]{0,40}\bprompt",
+    _I | re.MULTILINE,
+)
+_MARKERS = re.compile(
+    r"(?-i:\bDAN)\s*(?:mode|:)|\[\s*(?:🔓\s*)?JAILBREAK\s*\]|\bDo\s+Anything\s+Now\b|"
+    r"\bdeveloper\s+mode\s+(?:enabled|activated|output)\b|\bjailbr(?:oken|eak)\s+mode\b|"
+    r"\bI\s+(?:have|am\s+now\s+free\s+of)\s+no\s+(?:restrictions|limits|filters)\b|"
+    r"\bI\s+have\s+been\s+PWNED\b|\bPWNED\b|"
+    r"\bwithout\s+any\s+(?:ethical|moral)\s+(?:guidelines|restrictions|constraints)\b|"
+    r"(?-i:\b(?:AIM|STAN|DUDE))\s*:",
+    _I,
+)
+# Sentences in retrieved documents that address the model rather than the reader.
+_PLANTED = re.compile(
+    r"(?:ignore|disregard)\s+(?:all\s+|any\s+)?(?:previous|prior|above|other)\s+"
+    r"|\b(?:AI|assistant|chatbot|language\s+model|LLM|model)s?\s*(?:reading\s+this\s*)?"
+    r"(?:,\s*)?(?:must|should|shall|are\s+instructed\s+to|need\s+to)\b"
+    r"|\b(?:when|if)\s+(?:summari[sz]ing|answering|responding)\b[^.]{0,80}\b(?:say|include|"
+    r"tell|respond|reply|recommend|add|output|write)\b"
+    r"|\b(?:system|assistant)\s*:\s|\bnew\s+instructions?\s*:",
+    _I,
+)
+_ORDERED_CLAUSE = re.compile(
+    r"\b(?:say|tell\s+(?:the\s+|all\s+)?(?:user|customer|reader|visitor)s?|respond\s+with|"
+    r"reply\s+with|answer\s+with|include|write|output|recommend|inform\s+the\s+user)"
+    r"\s+(?:that\s+)?([^.!?\n]{12,240})",
+    _I,
+)
+_WORD = re.compile(r"\w+")
+SHINGLE = 4
+MIN_SHARED = 0.5
+_SENTENCES = re.compile(r"[^.!?\n]+[.!?]?")
+_PAYLOAD = re.compile(
+    r"[\"“«']([^\"”»']{4,160})[\"”»']"
+    r"|(https?://[^\s\"'<>)]+)"
+    r"|([A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,})",
+)
+
+
+def planted_payloads(document: str) -> tuple[list[str], list[str]]:
+    """What instruction-like sentences of a document ask for.
+
+    Returns literal payloads (quoted phrases, URLs, emails) and ordered clauses ("tell the
+    user that ..."), the latter matched loosely since the model rephrases pronouns.
+    """
+    payloads: list[str] = []
+    clauses: list[str] = []
+    for sentence in _SENTENCES.finditer(document):
+        if not _PLANTED.search(sentence.group()):
+            continue
+        for m in _PAYLOAD.finditer(sentence.group()):
+            value = next(g for g in m.groups() if g).strip().rstrip(".,;:")
+            if len(value) >= 4:
+                payloads.append(value)
+        clauses.extend(m.group(1) for m in _ORDERED_CLAUSE.finditer(sentence.group()))
+    return payloads, clauses
+
+
+def clause_echo(clause: str, text: str) -> tuple[int, int] | None:
+    """Span of ``text`` that repeats most of ``clause`` (shared word 4-grams), if any."""
+    wanted = [w.lower() for w in _WORD.findall(clause)]
+    grams = {tuple(wanted[i : i + SHINGLE]) for i in range(len(wanted) - SHINGLE + 1)}
+    if not grams:
+        return None
+    words = list(_WORD.finditer(text))
+    lowered = [w.group().lower() for w in words]
+    hits = [i for i in range(len(words) - SHINGLE + 1) if tuple(lowered[i : i + SHINGLE]) in grams]
+    if len({tuple(lowered[i : i + SHINGLE]) for i in hits}) < MIN_SHARED * len(grams):
+        return None
+    return words[hits[0]].start(), words[hits[-1] + SHINGLE - 1].end()
+
+
+class InjectionDetector:
+    name = "injection"
+
+    def __init__(self, config: InjectionConfig | None = None) -> None:
+        self.config = config or InjectionConfig()
+
+    def _flag(
+        self, category: str, severity: Severity, score: float, span: tuple[int, int], why: str
+    ) -> Flag:
+        return make_flag(self.name, category, severity, score, span[0], span[1], why)
+
+    def detect(self, output: LLMOutput, context: ScreenContext) -> list[Flag]:
+        text = output.output_text
+        flags: list[Flag] = []
+        for m in _OVERRIDE.finditer(text):
+            flags.append(
+                self._flag(
+                    "instruction_override",
+                    "high",
+                    0.85,
+                    m.span(),
+                    "Output repeats or announces an instruction override",
+                )
+            )
+        for m in _REVEAL.finditer(text):
+            flags.append(
+                self._flag(
+                    "system_prompt_leak",
+                    "high",
+                    0.9,
+                    m.span(),
+                    "Output appears to reveal its system prompt or instructions",
+                )
+            )
+        for m in _MARKERS.finditer(text):
+            flags.append(
+                self._flag(
+                    "jailbreak_marker",
+                    "high",
+                    0.9,
+                    m.span(),
+                    f"Jailbreak marker '{m.group()[:40]}' in the output",
+                )
+            )
+        if self.config.check_context_documents and output.context:
+            flags.extend(self._obeyed(output))
+        return flags
+
+    def _obeyed(self, output: LLMOutput) -> list[Flag]:
+        text = output.output_text
+        lowered = text.lower()
+        flags = []
+        for doc in output.context:
+            payloads, clauses = planted_payloads(doc.text)
+            for clause in clauses:
+                span = clause_echo(clause, text)
+                if span is not None:
+                    flags.append(
+                        self._flag(
+                            "obeyed_injected_instruction",
+                            "critical",
+                            0.9,
+                            span,
+                            f"Output does what context document '{doc.doc_id[:60]}' "
+                            f"instructed the assistant to say",
+                        )
+                    )
+            for payload in payloads:
+                at = lowered.find(payload.lower())
+                if at < 0:
+                    continue
+                flags.append(
+                    self._flag(
+                        "obeyed_injected_instruction",
+                        "critical",
+                        0.92,
+                        (at, at + len(payload)),
+                        f"Output follows an instruction planted in context document "
+                        f"'{doc.doc_id[:60]}'",
+                    )
+                )
+        return flags

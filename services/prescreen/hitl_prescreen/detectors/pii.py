@@ -1,0 +1,328 @@
+"""Personal data in the output: emails, phones, payment cards, IBANs, US SSNs, IP addresses.
+
+Every numeric finding is validated before it becomes a flag (Luhn plus card brand,
+IBAN check digits and country format, SSN area/group/serial rules, phone numbering
+plans of the configured regions), so order numbers, wrong-check IBANs, version strings,
+git SHAs and UUIDs stay quiet.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import phonenumbers
+from pydantic import BaseModel, ConfigDict, Field
+from stdnum import iban as stdnum_iban
+from stdnum import luhn
+from stdnum.us import ssn as stdnum_ssn
+
+from hitl_prescreen.detectors.base import ScreenContext, make_flag, mask
+from hitl_shared.events import Flag, LLMOutput, Severity
+
+CATEGORIES = ("payment_card", "iban", "us_ssn", "email", "ip_address", "phone")
+
+
+class PiiConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    enabled: bool = True
+    categories: tuple[str, ...] = CATEGORIES
+    phone_regions: tuple[str, ...] = Field(
+        default=(
+            "US",
+            "GB",
+            "DE",
+            "FR",
+            "IN",
+            "BR",
+            "JP",
+            "AU",
+            "CA",
+            "ES",
+            "IT",
+            "NL",
+            "MX",
+            "CN",
+            "SG",
+            "ZA",
+        ),
+        description="Regions tried, in order, for numbers written without a country code",
+    )
+    flag_private_ips: bool = True
+
+
+_CARD = re.compile(r"(?<![\w-])\d(?:[ -]?\d){11,18}(?![\w-])", re.ASCII)
+_IBAN = re.compile(r"(?<![A-Za-z0-9])[A-Z]{2}\d{2}(?: ?[A-Z0-9]){10,32}(?![A-Za-z0-9])")
+_SSN = re.compile(r"(?<![\w-])\d{3}([- ])\d{2}\1\d{4}(?![\w-])", re.ASCII)
+_SSN_BARE = re.compile(r"(?<![\w-])\d{9}(?![\w-])", re.ASCII)
+_SSN_CONTEXT = re.compile(r"(?i)\b(?:ssn|social security|soc\. sec\.|tin)\b")
+_EMAIL = re.compile(
+    r"(?<![\w.+%-])[A-Za-z0-9][A-Za-z0-9._%+-]{0,63}@"
+    r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,24}(?![\w-])",
+    re.ASCII,
+)
+_NOT_EMAIL_TLDS = frozenset({"png", "jpg", "jpeg", "gif", "svg", "webp", "js", "css", "py"})
+_IPV4 = re.compile(r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?!\.?\d)(?!\w)", re.ASCII)
+_IPV6 = re.compile(r"(?<![\w:])[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7}(?![\w:])", re.ASCII)
+_VERSION_CONTEXT = re.compile(r"(?i)(?:\bv|version|build|release|ver\.?|firmware)\s*$")
+_PHONE = re.compile(r"(?<![\w+.,/-])(?:\+|00)?\(?\d[\d \-.()/]{5,22}\d(?![\w/]|[.,]\d)", re.ASCII)
+_NOT_PHONE = re.compile(
+    r"\d{4}[-./]\d{1,2}[-./]\d{1,2}"  # ISO date
+    r"|\d{1,2}[-./]\d{1,2}[-./]\d{2,4}"  # day-month-year date
+    r"|\d{3}-\d{2}-\d{4}"  # SSN shape (validated as SSN, never as phone)
+)
+_DOTTED_PHONE = re.compile(r"(?:\+\d{1,3}[ .])?\(?\d{2,4}\)?(?:\.\d{2,5}){1,3}")
+_PHONE_CONTEXT = re.compile(
+    r"(?i)(?:phone|mobile|cell|call|tel|telephone|fax|whats\s?app|sms|text|contact|reach|"
+    r"dial|number|nummer|numéro|teléfono|電話|电话|手机|拨打|联系|携帯|ring)\W{0,3}(?:\w+\W{1,3}){0,4}$"
+)
+
+
+@dataclass(frozen=True)
+class _Hit:
+    category: str
+    start: int
+    end: int
+    severity: Severity
+    score: float
+    explanation: str
+
+
+def card_brand(digits: str) -> str | None:
+    """The card network a number belongs to, by issuer prefix and length, or None."""
+    n = len(digits)
+    p2, p4, p6 = int(digits[:2]), int(digits[:4]), int(digits[:6])
+    if digits[0] == "4" and n in (13, 16, 19):
+        return "Visa"
+    if (51 <= p2 <= 55 or 2221 <= p4 <= 2720) and n == 16:
+        return "Mastercard"
+    if p2 in (34, 37) and n == 15:
+        return "American Express"
+    if (p4 == 6011 or 644 <= int(digits[:3]) <= 649 or p2 == 65) and 16 <= n <= 19:
+        return "Discover"
+    if 622126 <= p6 <= 622925 and 16 <= n <= 19:
+        return "Discover"
+    if 3528 <= p4 <= 3589 and 16 <= n <= 19:
+        return "JCB"
+    if (300 <= int(digits[:3]) <= 305 or p2 in (36, 38, 39)) and 14 <= n <= 19:
+        return "Diners Club"
+    if p2 == 62 and 16 <= n <= 19:
+        return "UnionPay"
+    if (p2 == 50 or 56 <= p2 <= 69) and 12 <= n <= 19:
+        return "Maestro"
+    return None
+
+
+def _groups(text: str, start: int, end: int) -> list[tuple[int, int]]:
+    """Maximal runs of non-separator characters inside [start, end)."""
+    return [(m.start(), m.end()) for m in re.finditer(r"[^ \-]+", text[start:end])]
+
+
+def _cards(text: str) -> Iterator[_Hit]:
+    for m in _CARD.finditer(text):
+        groups = _groups(text, m.start(), m.end())
+        found = False
+        # Longest run of groups first: two numbers side by side must not hide a card.
+        for size in range(len(groups), 0, -1):
+            for first in range(len(groups) - size + 1):
+                a = m.start() + groups[first][0]
+                b = m.start() + groups[first + size - 1][1]
+                digits = re.sub(r"\D", "", text[a:b])
+                if not 12 <= len(digits) <= 19 or not luhn.is_valid(digits):
+                    continue
+                brand = card_brand(digits)
+                if brand is None:
+                    continue
+                yield _Hit(
+                    "payment_card",
+                    a,
+                    b,
+                    "critical",
+                    0.97,
+                    f"{brand} card number {mask(digits)} (Luhn-valid)",
+                )
+                found = True
+                break
+            if found:
+                break
+
+
+def _ibans(text: str) -> Iterator[_Hit]:
+    for m in _IBAN.finditer(text):
+        ends = [m.start() + g[1] for g in _groups(text, m.start(), m.end())]
+        chars = [i + 1 for i in range(m.start() + 4, m.end()) if text[i] != " "]
+        for end in sorted(set(ends + chars), reverse=True):
+            compact = text[m.start() : end].replace(" ", "")
+            if len(compact) >= 15 and stdnum_iban.is_valid(compact):
+                yield _Hit(
+                    "iban",
+                    m.start(),
+                    end,
+                    "high",
+                    0.96,
+                    f"IBAN {compact[:2]}…{compact[-4:]} (check digits valid)",
+                )
+                break
+
+
+def _ssns(text: str) -> Iterator[_Hit]:
+    for m in _SSN.finditer(text):
+        if stdnum_ssn.is_valid(m.group().replace(" ", "-")):
+            yield _Hit("us_ssn", m.start(), m.end(), "critical", 0.95, "US Social Security number")
+    for m in _SSN_BARE.finditer(text):
+        before = text[max(0, m.start() - 40) : m.start()]
+        if _SSN_CONTEXT.search(before) and stdnum_ssn.is_valid(m.group()):
+            yield _Hit("us_ssn", m.start(), m.end(), "critical", 0.9, "US Social Security number")
+
+
+def _emails(text: str) -> Iterator[_Hit]:
+    for m in _EMAIL.finditer(text):
+        tld = m.group().rsplit(".", 1)[-1].lower()
+        if tld in _NOT_EMAIL_TLDS:
+            continue
+        yield _Hit("email", m.start(), m.end(), "high", 0.93, "Email address")
+
+
+def _ips(text: str, config: PiiConfig) -> Iterator[_Hit]:
+    for m in _IPV4.finditer(text):
+        if _VERSION_CONTEXT.search(text[max(0, m.start() - 12) : m.start()]):
+            continue
+        try:
+            address: ipaddress.IPv4Address | ipaddress.IPv6Address = ipaddress.IPv4Address(
+                m.group()
+            )
+        except ValueError:
+            continue
+        hit = _ip_hit(address, m.start(), m.end(), config)
+        if hit:
+            yield hit
+    for m in _IPV6.finditer(text):
+        candidate = m.group()
+        if "::" not in candidate and candidate.count(":") != 7:
+            continue
+        try:
+            address = ipaddress.IPv6Address(candidate)
+        except ValueError:
+            continue
+        hit = _ip_hit(address, m.start(), m.end(), config)
+        if hit:
+            yield hit
+
+
+def _ip_hit(
+    address: ipaddress.IPv4Address | ipaddress.IPv6Address, start: int, end: int, config: PiiConfig
+) -> _Hit | None:
+    if address.is_loopback or address.is_unspecified or address.is_multicast:
+        return None
+    if str(address) in ("255.255.255.255",):
+        return None
+    if address.is_private and not address.is_global and not _is_documentation(address):
+        if not config.flag_private_ips:
+            return None
+        return _Hit("ip_address", start, end, "low", 0.6, f"Private IP address {address}")
+    return _Hit("ip_address", start, end, "medium", 0.85, f"IP address {address}")
+
+
+_DOC_NETS = tuple(
+    ipaddress.ip_network(n)
+    for n in ("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24", "2001:db8::/32")
+)
+
+
+def _is_documentation(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    """Documentation ranges stand in for real addresses in text; flag them like public ones."""
+    return any(address.version == n.version and address in n for n in _DOC_NETS)
+
+
+def _phone_number(candidate: str, regions: tuple[str, ...]) -> phonenumbers.PhoneNumber | None:
+    digits = re.sub(r"\D", "", candidate)
+    if not 7 <= len(digits) <= 15:
+        return None
+    stripped = candidate.lstrip("(")
+    if stripped.startswith(("+", "00")):
+        international = "+" + stripped.lstrip("+")[2:] if stripped.startswith("00") else stripped
+        try:
+            number = phonenumbers.parse(international, None)
+        except phonenumbers.NumberParseException:
+            return None
+        return number if phonenumbers.is_valid_number(number) else None
+    for region in regions:
+        try:
+            number = phonenumbers.parse(candidate, region)
+        except phonenumbers.NumberParseException:
+            continue
+        if phonenumbers.is_valid_number(number):
+            return number
+    return None
+
+
+def _looks_formatted(candidate: str) -> bool:
+    """Grouped like a phone number (separators or a country prefix), not a bare id."""
+    return candidate.startswith(("+", "00", "(")) or bool(re.search(r"\d[ \-.)/]+\d", candidate))
+
+
+def _phones(text: str, config: PiiConfig) -> Iterator[_Hit]:
+    for m in _PHONE.finditer(text):
+        candidate = m.group()
+        # A closing parenthesis may end the match only when it opened inside it.
+        if candidate.count("(") < candidate.count(")"):
+            continue
+        before = text[max(0, m.start() - 48) : m.start()]
+        if not _looks_formatted(candidate) and not _PHONE_CONTEXT.search(before):
+            continue
+        if _NOT_PHONE.fullmatch(candidate) or _VERSION_CONTEXT.search(before):
+            continue
+        if "." in candidate and not _DOTTED_PHONE.fullmatch(candidate):
+            continue
+        number = _phone_number(candidate, config.phone_regions)
+        if number is None:
+            continue
+        region = phonenumbers.region_code_for_number(number) or "international"
+        yield _Hit("phone", m.start(), m.end(), "high", 0.9, f"Phone number ({region})")
+
+
+def _overlaps(hit: _Hit, taken: list[tuple[int, int]]) -> bool:
+    return any(hit.start < b and a < hit.end for a, b in taken)
+
+
+class PiiDetector:
+    """Validated personal-data findings, most specific first, without overlaps."""
+
+    name = "pii"
+
+    def __init__(self, config: PiiConfig | None = None) -> None:
+        self.config = config or PiiConfig()
+
+    def hits(self, text: str) -> list[_Hit]:
+        wanted = set(self.config.categories)
+        producers: list[tuple[str, Iterator[_Hit]]] = [
+            ("payment_card", _cards(text)),
+            ("iban", _ibans(text)),
+            ("us_ssn", _ssns(text)),
+            ("email", _emails(text)),
+            ("ip_address", _ips(text, self.config)),
+            ("phone", _phones(text, self.config)),
+        ]
+        taken: list[tuple[int, int]] = []
+        found: list[_Hit] = []
+        for category, produced in producers:
+            if category not in wanted:
+                continue
+            for hit in produced:
+                if not _overlaps(hit, taken):
+                    taken.append((hit.start, hit.end))
+                    found.append(hit)
+        return sorted(found, key=lambda h: h.start)
+
+    def detect(self, output: LLMOutput, context: ScreenContext) -> list[Flag]:
+        # Cheap exit: every category needs a digit or an '@'.
+        text = output.output_text
+        if "@" not in text and not any(ch.isdigit() for ch in text) and ":" not in text:
+            return []
+        return [
+            make_flag(self.name, h.category, h.severity, h.score, h.start, h.end, h.explanation)
+            for h in self.hits(text)
+        ]

@@ -1,0 +1,200 @@
+"""Credentials in the output: cloud keys, API tokens, JWTs, private keys, passwords.
+
+Each pattern matches a documented token shape (fixed prefix, alphabet and length), and
+the loose ones are validated (a JWT's header must decode to JSON naming an ``alg``;
+a password value must not be a placeholder), so hashes, git SHAs and UUIDs stay quiet.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from pydantic import BaseModel, ConfigDict
+
+from hitl_prescreen.detectors.base import ScreenContext, make_flag, mask
+from hitl_shared.events import Flag, LLMOutput, Severity
+
+
+class SecretsConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    enabled: bool = True
+    passwords: bool = True
+
+
+@dataclass(frozen=True)
+class _Pattern:
+    category: str
+    regex: re.Pattern[str]
+    severity: Severity
+    score: float
+    label: str
+    group: int = 0
+    valid: Callable[[str], bool] | None = None
+
+
+def _jwt_valid(token: str) -> bool:
+    header = token.split(".", 1)[0]
+    try:
+        decoded = json.loads(base64.urlsafe_b64decode(header + "=" * (-len(header) % 4)))
+    except (binascii.Error, ValueError, UnicodeDecodeError):
+        return False
+    return isinstance(decoded, dict) and "alg" in decoded
+
+
+_PLACEHOLDER = re.compile(
+    r"(?i)^(?:\*+|x+|\.+|<.*>|\{.*\}|\[.*\]|\$\{?\w+\}?|%\w+%|"
+    r".*(?:your|example|placeholder|redacted|dummy|changeme|here|password|secret|token).*|"
+    r"none|null|true|false|required|optional|hidden|masked|n/?a)$"
+)
+
+
+def _password_valid(value: str) -> bool:
+    value = value.rstrip(".,;:)")
+    if len(value) < 6 or _PLACEHOLDER.match(value) or len(set(value)) < 3:
+        return False
+    # A real password mixes character classes; a plain word is prose ("password is stored").
+    classes = sum(bool(re.search(p, value)) for p in (r"[a-z]", r"[A-Z]", r"\d", r"[^A-Za-z0-9]"))
+    return classes >= 2
+
+
+_PATTERNS: tuple[_Pattern, ...] = (
+    _Pattern(
+        "private_key",
+        re.compile(
+            r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----"
+            r"(?:.*?-----END (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----|.*)",
+            re.DOTALL,
+        ),
+        "critical",
+        0.99,
+        "Private key block",
+    ),
+    _Pattern(
+        "aws_access_key",
+        re.compile(r"(?<![A-Z0-9])(?:AKIA|ASIA|ABIA|ACCA|A3T[A-Z0-9])[A-Z0-9]{16}(?![A-Z0-9])"),
+        "critical",
+        0.98,
+        "AWS access key id",
+    ),
+    _Pattern(
+        "aws_secret_key",
+        re.compile(
+            r"(?i)(?:aws.{0,24})?secret(?:[ _-]?access)?(?:[ _-]?key)?\W{0,4}(?:is\W{0,3})?"
+            r"(?-i:([A-Za-z0-9/+]{40}))(?![A-Za-z0-9/+=])"
+        ),
+        "critical",
+        0.95,
+        "AWS secret access key",
+        group=1,
+        valid=lambda v: bool(re.search(r"[A-Z]", v) and re.search(r"[a-z]", v)),
+    ),
+    _Pattern(
+        "api_token",
+        re.compile(r"(?<![\w-])sk-(?:ant-|proj-|svcacct-|admin-)?[A-Za-z0-9_\-]{20,200}"),
+        "critical",
+        0.97,
+        "API secret key (sk-)",
+        valid=lambda v: bool(re.search(r"\d", v) and re.search(r"[A-Za-z]{2}", v[3:])),
+    ),
+    _Pattern(
+        "api_token",
+        re.compile(r"(?<![\w-])[rs]k_(?:live|test)_[A-Za-z0-9]{16,99}(?![A-Za-z0-9])"),
+        "critical",
+        0.97,
+        "Stripe secret key",
+    ),
+    _Pattern(
+        "api_token",
+        re.compile(r"(?<![\w-])(?:gh[pousr]_[A-Za-z0-9]{36,255}|github_pat_[A-Za-z0-9_]{22,255})"),
+        "critical",
+        0.98,
+        "GitHub token",
+    ),
+    _Pattern(
+        "api_token",
+        re.compile(r"(?<![\w-])xox[abposre]-[A-Za-z0-9-]{10,250}"),
+        "critical",
+        0.97,
+        "Slack token",
+    ),
+    _Pattern(
+        "api_token",
+        re.compile(r"(?<![\w-])AIza[0-9A-Za-z_\-]{35}(?![\w-])"),
+        "high",
+        0.95,
+        "Google API key",
+    ),
+    _Pattern(
+        "api_token",
+        re.compile(r"(?<![\w-])glpat-[A-Za-z0-9_\-]{20,}(?![\w-])"),
+        "critical",
+        0.97,
+        "GitLab token",
+    ),
+    _Pattern(
+        "jwt",
+        re.compile(r"(?<![\w-])eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{16,}"),
+        "high",
+        0.95,
+        "JSON Web Token",
+        valid=_jwt_valid,
+    ),
+    _Pattern(
+        "password",
+        re.compile(
+            r"(?i)\b(?:password|passwd|passwort|pwd|passcode|pass|secret|api[_ -]?key|"
+            r"access[_ -]?token|auth[_ -]?token|client[_ -]?secret|db[_ -]?pass(?:word)?)"
+            r"(?:\s+(?:is|was|will be|to|of)|\s*(?::=|=|:))\s*[\"'`]?([^\s\"'`]{6,128})"
+        ),
+        "high",
+        0.9,
+        "Password or secret assignment",
+        group=1,
+        valid=_password_valid,
+    ),
+)
+
+
+class SecretsDetector:
+    """Credential-shaped strings, one flag each, spans on the secret value itself."""
+
+    name = "secrets"
+
+    def __init__(self, config: SecretsConfig | None = None) -> None:
+        self.config = config or SecretsConfig()
+        self.patterns = tuple(
+            p for p in _PATTERNS if self.config.passwords or p.category != "password"
+        )
+
+    def detect(self, output: LLMOutput, context: ScreenContext) -> list[Flag]:
+        text = output.output_text
+        flags: list[Flag] = []
+        taken: list[tuple[int, int]] = []
+        for pattern in self.patterns:
+            for m in pattern.regex.finditer(text):
+                start, end = m.span(pattern.group)
+                value = text[start:end].rstrip(".,;:)")
+                end = start + len(value)
+                if pattern.valid is not None and not pattern.valid(value):
+                    continue
+                if any(start < b and a < end for a, b in taken):
+                    continue
+                taken.append((start, end))
+                flags.append(
+                    make_flag(
+                        self.name,
+                        pattern.category,
+                        pattern.severity,
+                        pattern.score,
+                        start,
+                        end,
+                        f"{pattern.label} {mask(value)}",
+                    )
+                )
+        return sorted(flags, key=lambda f: f.start)

@@ -1,0 +1,110 @@
+"""Toxic language and per-app prohibited content.
+
+Toxicity comes from the alt-profanity-check model shipped in its wheel, scored per
+sentence (one insult in a long friendly answer is not diluted by the rest) and flagged
+on the sentence's span. Prohibited categories are plain term lists per app from config,
+matched on word boundaries, case-insensitively.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from hitl_prescreen.detectors.base import ScreenContext, make_flag
+from hitl_prescreen.detectors.profanity_model import TOKEN, LinearProfanityModel, load_model
+from hitl_shared.events import Flag, LLMOutput
+
+ALL_APPS = "*"
+_SENTENCE = re.compile("[^.!?\n\u3002\uff01\uff1f]+[.!?\u3002\uff01\uff1f]*")  # with CJK stops
+
+
+class ToxicityConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    enabled: bool = True
+    threshold: float = Field(default=0.8, ge=0.0, le=1.0)
+    critical_at: float = Field(default=0.97, ge=0.0, le=1.0)
+    prohibited: dict[str, dict[str, list[str]]] = Field(
+        default_factory=dict,
+        description="app (or '*' for every app) -> category -> terms or phrases",
+    )
+
+
+def _term_pattern(terms: dict[str, str]) -> re.Pattern[str] | None:
+    if not terms:
+        return None
+    alternatives = "|".join(re.escape(t) for t in sorted(terms, key=len, reverse=True))
+    return re.compile(rf"(?<!\w)(?:{alternatives})(?!\w)", re.IGNORECASE)
+
+
+class ToxicityDetector:
+    """Flags toxic sentences and prohibited terms."""
+
+    name = "toxicity"
+
+    def __init__(
+        self, config: ToxicityConfig | None = None, model: LinearProfanityModel | None = None
+    ) -> None:
+        self.config = config or ToxicityConfig()
+        self.model = model or load_model()
+        self._terms: dict[str, dict[str, str]] = {
+            app: {t.lower(): category for category, terms in by_cat.items() for t in terms}
+            for app, by_cat in self.config.prohibited.items()
+        }
+        self._patterns = {app: _term_pattern(terms) for app, terms in self._terms.items()}
+
+    def sentence_scores(self, text: str) -> list[tuple[int, int, float, list[str]]]:
+        """(start, end, probability, strongest terms) of every sentence with a word in it."""
+        scored = []
+        for sentence in _SENTENCE.finditer(text):
+            counts = Counter(t.lower() for t in TOKEN.findall(sentence.group()))
+            if not counts:
+                continue
+            probability = self.model.probability(counts)
+            raw = sentence.group()
+            start = sentence.start() + len(raw) - len(raw.lstrip())
+            end = sentence.start() + len(raw.rstrip())
+            strongest = sorted(counts, key=self.model.term_weight, reverse=True)[:2]
+            scored.append((start, end, probability, strongest))
+        return scored
+
+    def detect(self, output: LLMOutput, context: ScreenContext) -> list[Flag]:
+        text = output.output_text
+        flags: list[Flag] = []
+        for start, end, probability, strongest in self.sentence_scores(text):
+            if probability < self.config.threshold:
+                continue
+            severity = "critical" if probability >= self.config.critical_at else "high"
+            flags.append(
+                make_flag(
+                    self.name,
+                    "toxicity",
+                    severity,
+                    probability,
+                    start,
+                    end,
+                    f"Toxic language (p={probability:.2f}; strongest words: "
+                    f"{', '.join(strongest)})",
+                )
+            )
+        for app in (ALL_APPS, output.app):
+            pattern = self._patterns.get(app)
+            if pattern is None:
+                continue
+            for m in pattern.finditer(text):
+                category = self._terms[app][m.group().lower()]
+                flags.append(
+                    make_flag(
+                        self.name,
+                        category,
+                        "high",
+                        0.9,
+                        m.start(),
+                        m.end(),
+                        f"Prohibited for {output.app}: {category.replace('_', ' ')}",
+                    )
+                )
+        return flags

@@ -1,0 +1,52 @@
+"""The edge-case knowledge base, read from the Redis hash the feedback service fills.
+
+``{ns}:kb:edge_cases`` maps case_id -> JSON {"case_id", "text", "labels", "item_id",
+"note"}. The index is rebuilt only when the hash changed, and the hash is read at most
+once per ``ttl_s``, so the knowledge base costs nothing per item in steady state.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from redis.asyncio import Redis
+
+from hitl_prescreen.detectors.edge_cases import EdgeCase, EdgeCaseIndex
+
+log = logging.getLogger(__name__)
+
+
+def edge_case_key(namespace: str) -> str:
+    return "{" + namespace + "}:kb:edge_cases"
+
+
+def build_index(raw: dict[bytes, bytes]) -> EdgeCaseIndex:
+    cases = []
+    for case_id, value in raw.items():
+        case = EdgeCase.from_json(case_id.decode(errors="replace"), value)
+        if case is None:
+            log.warning("edge case %r is not usable JSON with a text; skipped", case_id[:80])
+            continue
+        cases.append(case)
+    return EdgeCaseIndex.build(cases)
+
+
+class EdgeCaseStore:
+    def __init__(self, redis: Redis, namespace: str, *, ttl_s: float = 5.0) -> None:
+        self.redis = redis
+        self.key = edge_case_key(namespace)
+        self.ttl_s = ttl_s
+        self._loaded_at = float("-inf")
+        self._raw: dict[bytes, bytes] | None = None
+        self._index = EdgeCaseIndex()
+
+    async def index(self) -> EdgeCaseIndex:
+        if time.monotonic() - self._loaded_at < self.ttl_s:
+            return self._index
+        raw = await self.redis.hgetall(self.key)
+        if raw != self._raw:
+            self._index = build_index(raw)
+            self._raw = raw
+        self._loaded_at = time.monotonic()
+        return self._index

@@ -1,0 +1,106 @@
+"""PII detection: validated findings, exact spans, quiet on look-alikes."""
+
+from __future__ import annotations
+
+import pytest
+
+from hitl_prescreen.detectors.pii import PiiConfig, PiiDetector, card_brand
+from tests.prescreen.helpers import spans
+
+pytestmark = pytest.mark.unit
+PII = PiiDetector()
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Card 4111 1111 1111 1111 is on file.", "4111 1111 1111 1111"),
+        ("Mastercard 2221-0000-0000-0009 works", "2221-0000-0000-0009"),
+        ("amex 378282246310005.", "378282246310005"),
+        ("Discover 6011 1111 1111 1117 ok", "6011 1111 1111 1117"),
+        ("JCB: 3530111333300000", "3530111333300000"),
+        ("Diners 3056 9309 0259 04 ok", "3056 9309 0259 04"),
+    ],
+)
+def test_luhn_valid_cards_of_every_brand_are_flagged_on_their_digits(text, expected):
+    assert spans(PII, text) == [("payment_card", expected)]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Order 4111 1111 1111 1112 has shipped.",  # fails Luhn
+        "Tracking 1234567812345678 ready",  # fails Luhn
+        "Reference 0000000000000000",  # Luhn-valid, no card brand
+        "IBAN DE88 3704 0044 0532 0130 00 (wrong check digits)",
+        "Release 10.0.19041.1 is out; v2.3.4 too.",
+        "commit 9fceb02d0ae598e95dc970b74767f19372d61af8",
+        "id 123e4567-e89b-12d3-a456-426614174000",
+        "SSN 078-05-1120 is the famous invalid one; 666-12-3456 too",
+        "logo@2x.png and 2024-01-15",
+        "It costs $1,299.00 for 12 months, 3 pack, 250 ml.",
+        "Localhost 127.0.0.1 and 0.0.0.0",
+    ],
+)
+def test_look_alikes_are_not_flagged(text):
+    assert spans(PII, text) == []
+
+
+def test_each_category_with_exact_spans():
+    text = (
+        "Mail jane.doe@example.co.uk, call +44 20 7946 0958 or (415) 555-2671, "
+        "IBAN GB82 WEST 1234 5698 7654 32, SSN 536-22-1234, from 203.0.113.9."
+    )
+    assert spans(PII, text) == [
+        ("email", "jane.doe@example.co.uk"),
+        ("phone", "+44 20 7946 0958"),
+        ("phone", "(415) 555-2671"),
+        ("iban", "GB82 WEST 1234 5698 7654 32"),
+        ("us_ssn", "536-22-1234"),
+        ("ip_address", "203.0.113.9"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "number"),
+    [
+        ("Son portable : 06 59 17 28 64.", "06 59 17 28 64"),
+        ("Ruf an: 030 1234567", "030 1234567"),
+        ("WhatsApp 98765 43210 anytime", "98765 43210"),
+        ("Ligue (11) 91234-5678 hoje", "(11) 91234-5678"),
+        ("電話 090-1234-5678 まで", "090-1234-5678"),
+        ("mobile 0412 345 678", "0412 345 678"),
+        ("phone number 4155552671", "4155552671"),
+        ("Tel. 0044 20 7946 0958", "0044 20 7946 0958"),
+    ],
+)
+def test_international_phone_formats(text, number):
+    assert spans(PII, text) == [("phone", number)]
+
+
+def test_bare_digit_runs_need_phone_context():
+    assert spans(PII, "Order 4155552671 shipped") == []
+    assert spans(PII, "Call 4155552671 today") == [("phone", "4155552671")]
+
+
+def test_ipv6_and_private_addresses():
+    found = spans(PII, "Hosts 2001:db8::8a2e:370:7334 and 10.1.2.3 and fe80::1")
+    assert [c for c, _ in found] == ["ip_address"] * 3
+    quiet = PiiDetector(PiiConfig(flag_private_ips=False))
+    assert spans(quiet, "Host 10.1.2.3 and 8.8.8.8") == [("ip_address", "8.8.8.8")]
+
+
+def test_categories_can_be_switched_off():
+    only_email = PiiDetector(PiiConfig(categories=("email",)))
+    assert spans(only_email, "a@b.io 4111 1111 1111 1111") == [("email", "a@b.io")]
+
+
+def test_card_brand_rules():
+    assert card_brand("4111111111111111") == "Visa"
+    assert card_brand("5555555555554444") == "Mastercard"
+    assert card_brand("9111111111111111") is None
+
+
+def test_adjacent_numbers_do_not_hide_a_card():
+    text = "Qty 3 4111111111111111 ok"
+    assert spans(PII, text) == [("payment_card", "4111111111111111")]
