@@ -13,7 +13,7 @@ from hitl_feedback.app import wire as wire_feedback
 from hitl_prescreen.app import wire as wire_prescreen
 from hitl_review_api.app import create_app
 from hitl_router.app import wire as wire_router
-from hitl_router.domain import Policy, sample_unit
+from hitl_router.domain import default_policy, sample_unit
 from tests.factories import llm_output
 from tests.support import produce, read_until, running
 
@@ -21,7 +21,7 @@ pytestmark = pytest.mark.integration
 
 
 def _unsampled_low_tier_id(prefix: str) -> str:
-    policy = Policy()
+    policy = default_policy()
     for n in range(1000):
         candidate = f"{prefix}-{n}"
         if sample_unit(candidate, policy.version) >= policy.tiers["low"].review_rate:

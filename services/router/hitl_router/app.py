@@ -12,7 +12,8 @@ from opentelemetry.sdk.trace import TracerProvider
 from pydantic import TypeAdapter
 from redis.asyncio import Redis
 
-from hitl_router.domain import Policy, decide
+from hitl_router.domain import decide
+from hitl_router.policy import PolicySource
 from hitl_router.release import auto_release, release_after_review, retraction_after_review
 from hitl_shared.events import (
     RELEASED_ADAPTER,
@@ -90,12 +91,12 @@ async def wire(
 ) -> list[BatchHop]:
     topics = settings.topics
     tracer = provider.get_tracer("hitl.router")
-    policy = Policy()
+    source = PolicySource(settings.policy_file)
     state = RouterState(redis, settings.redis_prefix)
     queue = ReviewQueue(redis, settings.redis_prefix)
 
     async def on_screened(screened: ScreenedOutput) -> list[Outgoing]:
-        decision = decide(screened, policy)
+        decision = decide(screened, source.policy)
         span = trace.get_current_span()
         span.set_attribute(ATTR_TIER, decision.tier)
         span.set_attribute(ATTR_ACTION, decision.action)
@@ -108,7 +109,7 @@ async def wire(
                 auto_release(decision, screened.output.output_text).model_dump_json(),
             )
             out.append(Outgoing(topics.llm_released, _release_from(payload)))
-        if decision.action in ("hold", "release_and_review"):
+        if decision.action in ("hold", "release_and_review", "block"):
             task = review_task(decision, screened)
             await queue.enqueue(
                 task.task_id,
@@ -132,7 +133,11 @@ async def wire(
             payload = await state.once("retraction", verdict.item_id, retraction.model_dump_json())
             return [Outgoing(topics.llm_released, _release_from(payload))]
         payload = await state.once(
-            "release", verdict.item_id, release_after_review(routing, verdict).model_dump_json()
+            "release",
+            verdict.item_id,
+            release_after_review(
+                routing, verdict, source.policy.fallback_for(routing.app)
+            ).model_dump_json(),
         )
         return [Outgoing(topics.llm_released, _release_from(payload))]
 
