@@ -1,4 +1,5 @@
-"""Feedback wiring: review decisions -> segment counts in Redis -> policy updates."""
+"""Feedback wiring: review decisions, releases and user feedback -> Redis state,
+knowledge base, OpenTelemetry metrics and policy updates for the router."""
 
 from __future__ import annotations
 
@@ -9,8 +10,13 @@ from opentelemetry.sdk.trace import TracerProvider
 from pydantic import TypeAdapter
 from redis.asyncio import Redis
 
-from hitl_feedback.domain import UPDATE_EVERY, SegmentCounts, is_error, next_review_rate
-from hitl_shared.events import PolicyUpdate, ReviewDecision, UserFeedback
+from hitl_feedback.annotations import annotate, prompt_of
+from hitl_feedback.config import FeedbackConfig
+from hitl_feedback.metrics import catch_value
+from hitl_feedback.otel import FeedbackInstruments, configure_metrics
+from hitl_feedback.sampling import due, policy_update
+from hitl_feedback.store import FeedbackStore
+from hitl_shared.events import RELEASED_ADAPTER, Release, Retraction, ReviewDecision, UserFeedback
 from hitl_shared.kafka import BatchHop, Outgoing
 from hitl_shared.runtime import run_consumer_service
 from hitl_shared.settings import Settings
@@ -19,66 +25,64 @@ GROUP_ID = "hitl-feedback"
 
 
 async def wire(
-    settings: Settings, broker: KafkaBroker, redis: Redis, provider: TracerProvider
+    settings: Settings,
+    broker: KafkaBroker,
+    redis: Redis,
+    provider: TracerProvider,
+    config: FeedbackConfig | None = None,
 ) -> list[BatchHop]:
+    config = config or FeedbackConfig()
     topics = settings.topics
     tracer = provider.get_tracer("hitl.feedback")
-    ns = "{" + settings.redis_prefix + "}"
+    store = FeedbackStore(redis, settings.redis_prefix)
+    instruments = FeedbackInstruments()
 
-    async def on_decision(verdict: ReviewDecision) -> list[Outgoing]:
-        if not verdict.final or verdict.verdict == "escalate":
+    async def on_decision(decision: ReviewDecision) -> list[Outgoing]:
+        annotation = annotate(decision, prompt_of(await store.screened_json(decision.item_id)))
+        ingested = await store.ingest(annotation, config.decay)
+        await store.remember_edge_case(annotation)  # idempotent; also on redelivery
+        if ingested.new:
+            instruments.record_decision(annotation, catch_value(annotation, config))
+        evidence = ingested.evidence
+        if evidence is None or annotation.tier is None or not due(evidence, config):
             return []
-        if not await redis.set(f"{ns}:fb:seen:{verdict.event_id}", 1, nx=True, ex=7 * 86400):
-            return []  # redelivered: already counted
-        segment = f"{verdict.app}:{verdict.use_case}:{verdict.tier}"
-        key = f"{ns}:fb:segment:{segment}"
-        reviewed = await redis.hincrby(key, "reviewed", 1)
-        errors = await redis.hincrby(key, "errors", 1 if is_error(verdict.verdict) else 0)
-        if reviewed % UPDATE_EVERY or verdict.tier is None:
-            return []
-        counts = SegmentCounts(reviewed=reviewed, errors=errors)
-        update = PolicyUpdate(
-            item_id=segment.replace(" ", "_"),
-            app=verdict.app or "unknown",
-            use_case=verdict.use_case or "unknown",
-            tier=verdict.tier,
-            review_rate=next_review_rate(verdict.tier, counts),
-            sequence=await redis.incr(f"{ns}:fb:seq:{segment}"),
-            method="beta-posterior-mean x3, tier floor",
-            observed_items=reviewed,
-            observed_errors=errors,
+        update = policy_update(
+            annotation.app, annotation.use_case, annotation.tier, evidence, config
         )
+        instruments.record_policy(update)
         return [Outgoing(topics.policy_updates, update)]
 
     async def on_user_feedback(feedback: UserFeedback) -> list[Outgoing]:
-        if await redis.set(f"{ns}:fb:seen:{feedback.event_id}", 1, nx=True, ex=7 * 86400):
-            await redis.hincrby(f"{ns}:fb:user:{feedback.app}", feedback.signal or feedback.kind, 1)
+        if await store.count_user_feedback(feedback):
+            instruments.record_user_feedback(feedback)
         return []
 
+    async def on_release(event: Release | Retraction) -> list[Outgoing]:
+        await store.count_release(event)
+        return []
+
+    def hop(topic: str, group: str, decoder: TypeAdapter[object], handler: object) -> BatchHop:
+        return BatchHop(
+            broker,
+            settings,
+            tracer,
+            topic=topic,
+            group_id=group,
+            decoder=decoder,
+            handler=handler,  # type: ignore[arg-type]
+        )
+
     return [
-        BatchHop(
-            broker,
-            settings,
-            tracer,
-            topic=topics.review_decisions,
-            group_id=GROUP_ID,
-            decoder=TypeAdapter(ReviewDecision),
-            handler=on_decision,
-        ),
-        BatchHop(
-            broker,
-            settings,
-            tracer,
-            topic=topics.user_feedback,
-            group_id=f"{GROUP_ID}-user",
-            decoder=TypeAdapter(UserFeedback),
-            handler=on_user_feedback,
-        ),
+        hop(topics.review_decisions, GROUP_ID, TypeAdapter(ReviewDecision), on_decision),
+        hop(topics.user_feedback, f"{GROUP_ID}-user", TypeAdapter(UserFeedback), on_user_feedback),
+        hop(topics.llm_released, f"{GROUP_ID}-releases", RELEASED_ADAPTER, on_release),
     ]
 
 
 def main() -> None:
-    asyncio.run(run_consumer_service(Settings(service_name="feedback"), wire))
+    settings = Settings(service_name="feedback")
+    configure_metrics(settings)
+    asyncio.run(run_consumer_service(settings, wire))
 
 
 if __name__ == "__main__":
