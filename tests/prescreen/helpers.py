@@ -14,9 +14,10 @@ def output(text: str, **overrides: Any) -> LLMOutput:
 
 
 def run(
-    detector: Detector, text: str, context: ScreenContext = EMPTY_CONTEXT, **kw: Any
+    detector: Detector, text: str, state: ScreenContext = EMPTY_CONTEXT, **kw: Any
 ) -> list[Flag]:
-    return detector.detect(output(text, **kw), context)
+    """Flags of one detector on ``text``; ``kw`` are fields of the output event."""
+    return detector.detect(output(text, **kw), state)
 
 
 def spans(detector: Detector, text: str, **kw: Any) -> list[tuple[str, str]]:

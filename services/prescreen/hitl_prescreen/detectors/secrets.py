@@ -148,8 +148,8 @@ _PATTERNS: tuple[_Pattern, ...] = (
     _Pattern(
         "password",
         re.compile(
-            r"(?i)\b(?:password|passwd|passwort|pwd|passcode|pass|secret|api[_ -]?key|"
-            r"access[_ -]?token|auth[_ -]?token|client[_ -]?secret|db[_ -]?pass(?:word)?)"
+            r"(?i)(?:(?:password|passwd|passwort)|\b(?:pwd|passcode|pass|secret|api[_ -]?key|"
+            r"access[_ -]?token|auth[_ -]?token|client[_ -]?secret|db[_ -]?pass(?:word)?))"
             r"(?:\s+(?:is|was|will be|to|of)|\s*(?::=|=|:))\s*[\"'`]?([^\s\"'`]{6,128})"
         ),
         "high",
