@@ -14,6 +14,7 @@ import atexit
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
+from datetime import datetime
 from typing import IO, Any
 
 from opentelemetry import trace
@@ -183,6 +184,26 @@ def continue_trace(
         ) as span,
     ):
         yield span
+
+
+def record_wait(
+    name: str,
+    carrier: Mapping[str, str] | None,
+    *,
+    item_id: str,
+    since: datetime,
+    attributes: Mapping[str, AttributeValue] | None = None,
+    tracer: trace.Tracer | None = None,
+) -> None:
+    """A span in the item's trace covering time spent waiting (e.g. queued for review),
+    from ``since`` (the task's ``occurred_at``) to now."""
+    tracer = tracer or _DeferredTracerProvider().get_tracer("hitl")
+    parent = extract(dict(carrier)) if carrier else None
+    merged: dict[str, AttributeValue] = {ATTR_ITEM_ID: item_id, **(attributes or {})}
+    span = tracer.start_span(
+        name, context=parent, attributes=merged, start_time=int(since.timestamp() * 1e9)
+    )
+    span.end()
 
 
 class _DeferredTracer(trace.Tracer):
