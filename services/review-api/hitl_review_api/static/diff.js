@@ -34,7 +34,29 @@ const HITLDiff = (() => {
     }
     while (i < n) push("del", a[i++]);
     while (j < m) push("ins", b[j++]);
-    return out;
+    return group(out);
+  }
+
+  // Readable hunks: a change run (with the spaces inside it) becomes one deletion
+  // followed by one insertion, instead of word-by-word interleaving.
+  function group(parts) {
+    const result = [];
+    let del = "", ins = "", changed = false;
+    const flush = () => {
+      if (del) result.push({ op: "del", text: del });
+      if (ins) result.push({ op: "ins", text: ins });
+      del = ""; ins = ""; changed = false;
+    };
+    parts.forEach((part, index) => {
+      const next = parts[index + 1];
+      if (part.op === "del") { del += part.text; changed = true; }
+      else if (part.op === "ins") { ins += part.text; changed = true; }
+      else if (changed && /^\s+$/.test(part.text) && next && next.op !== "same") {
+        del += part.text; ins += part.text;
+      } else { flush(); result.push(part); }
+    });
+    flush();
+    return result;
   }
 
   function render(node, before, after) {
