@@ -44,6 +44,6 @@ class FeedbackConfig(BaseSettings):
         default=0.95, gt=0.5, lt=1, description="Posterior quantile used as the error-rate bound"
     )
     decay: float = Field(
-        default=0.98, gt=0, le=1, description="Per-decision weight decay of segment evidence"
+        default=0.998, gt=0, le=1, description="Per-outcome weight decay of segment evidence"
     )
     update_every: int = Field(default=10, ge=1, description="Decisions per segment per update")
