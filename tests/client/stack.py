@@ -71,9 +71,16 @@ class Reviewers:
         self.http = http
         self.tokens = tokens
 
-    async def work(self, verdicts: dict[str, dict[str, Any]], done: Callable[[], bool]) -> None:
+    async def work(
+        self,
+        verdicts: dict[str, dict[str, Any]] | Callable[[str], dict[str, Any]],
+        done: Callable[[], bool],
+        timeout: float = 60,
+    ) -> list[str]:
         """Claim and decide tasks (each reviewer in turn, for multi-level approval)."""
-        async with asyncio.timeout(60):
+        verdict_for = verdicts.__getitem__ if isinstance(verdicts, dict) else verdicts
+        decided: list[str] = []
+        async with asyncio.timeout(timeout):
             while not done():
                 progressed = False
                 for headers in self.tokens.values():
@@ -81,14 +88,17 @@ class Reviewers:
                     if claimed.status_code != 200:
                         continue
                     task = claimed.json()
-                    body = {"fence": task["fence"], **verdicts[task["task"]["item_id"]]}
+                    item_id = task["task"]["item_id"]
+                    body = {"fence": task["fence"], **verdict_for(item_id)}
                     made = await self.http.post(
                         f"/api/tasks/{task['task_id']}/decision", headers=headers, json=body
                     )
                     assert made.status_code == 200, made.text
+                    decided.append(item_id)
                     progressed = True
                 if not progressed:
                     await asyncio.sleep(0.1)
+        return decided
 
 
 @asynccontextmanager

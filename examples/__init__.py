@@ -1,0 +1,1 @@
+"""Example apps that put HITL-Ops in front of an LLM app."""
