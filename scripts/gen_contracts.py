@@ -11,6 +11,7 @@ document of the topics into ``docs/contracts/asyncapi.yaml``. The files are chec
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import sys
 from dataclasses import fields
@@ -38,8 +39,11 @@ ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "docs" / "contracts"
 SCHEMA_BASE = "https://hitl-ops.invalid/contracts/schemas/"
 
-# topic field -> (models on it, who publishes, who consumes, what it is for)
-CHANNELS: dict[str, tuple[tuple[type[BaseModel], ...], str, str, str]] = {
+ModelRef = type[BaseModel] | str  # a model, or "package.module:Class" for a service's own
+
+# topic field -> (models on it, who publishes, who consumes, what it is for); a topic
+# added to Topics without an entry here stops the generator (and fails the test)
+CHANNELS: dict[str, tuple[tuple[ModelRef, ...], str, str, str]] = {
     "llm_outputs": ((LLMOutput,), "apps", "prescreen", "Every LLM output an app produces."),
     "llm_screened": (
         (ScreenedOutput,),
@@ -79,6 +83,12 @@ CHANNELS: dict[str, tuple[tuple[type[BaseModel], ...], str, str, str]] = {
         "router",
         "Review rates per segment from the feedback loop.",
     ),
+    "control": (
+        ("hitl_router.control:KillSwitch",),
+        "operators",
+        "router",
+        "Operator commands, e.g. the kill switch that halts auto-release for an app.",
+    ),
 }
 # what apps do, as AsyncAPI operations from the app's point of view
 APP_OPERATIONS = {
@@ -90,6 +100,23 @@ APP_OPERATIONS = {
     ),
     "sendUserFeedback": ("send", "user_feedback", "Send user feedback on an item."),
 }
+
+
+def _model(ref: ModelRef) -> type[BaseModel]:
+    if not isinstance(ref, str):
+        return ref
+    module, _, name = ref.partition(":")
+    found = getattr(importlib.import_module(module), name)
+    assert isinstance(found, type) and issubclass(found, BaseModel), ref
+    return found
+
+
+def _channels() -> dict[str, tuple[tuple[type[BaseModel], ...], str, str, str]]:
+    """The contract of every topic Topics defines, in Topics order."""
+    names = [f.name for f in fields(Topics)]
+    if missing := [n for n in names if n not in CHANNELS]:
+        raise SystemExit(f"gen_contracts: no contract for topics {missing}; add them to CHANNELS")
+    return {n: (tuple(_model(m) for m in CHANNELS[n][0]), *CHANNELS[n][1:]) for n in names}
 
 
 def _event_type(model: type[BaseModel]) -> str:
@@ -111,7 +138,7 @@ def schema_of(model: type[BaseModel]) -> dict[str, Any]:
 
 def _all_models() -> list[type[BaseModel]]:
     seen: list[type[BaseModel]] = []
-    for models, *_ in CHANNELS.values():
+    for models, *_ in _channels().values():
         seen.extend(m for m in models if m not in seen)
     return [*seen, DeadLetter]
 
@@ -132,12 +159,10 @@ def _message(model: type[BaseModel]) -> dict[str, Any]:
 def asyncapi() -> dict[str, Any]:
     """An AsyncAPI 3.0 document of every topic (default names; a prefix may be set)."""
     topics = Topics()
-    names = {f.name for f in fields(Topics)}
-    if missing := names - CHANNELS.keys():
-        raise SystemExit(f"gen_contracts: no contract for topics {sorted(missing)}")
+    contracts = _channels()
     messages: dict[str, Any] = {}
     channels: dict[str, Any] = {}
-    for field_name, (models, producer, consumer, purpose) in CHANNELS.items():
+    for field_name, (models, producer, consumer, purpose) in contracts.items():
         refs = {}
         for model in models:
             messages[model.__name__] = _message(model)
@@ -162,7 +187,7 @@ def asyncapi() -> dict[str, Any]:
             "summary": summary,
             "messages": [
                 {"$ref": f"#/channels/{channel}/messages/{m.__name__}"}
-                for m in CHANNELS[channel][0]
+                for m in contracts[channel][0]
             ],
         }
         for op, (action, channel, summary) in APP_OPERATIONS.items()
