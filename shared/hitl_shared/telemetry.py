@@ -11,6 +11,7 @@ reviewer's HTTP request span. See docs/adr/0008-tracing-across-kafka.md.
 from __future__ import annotations
 
 import atexit
+import logging
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -243,8 +244,18 @@ class _DeferredTracerProvider(trace.TracerProvider):
 
 
 def instrument_http(app: Any) -> None:
-    """HTTP server spans (semconv) for a FastAPI app; health probes are not traced."""
-    from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+    """HTTP server spans (semconv) for a FastAPI app; health probes are not traced.
+
+    Without opentelemetry-instrumentation-fastapi installed the app runs untraced at
+    the HTTP layer (the item's spans are unaffected) and says so once.
+    """
+    try:
+        from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+    except ImportError:
+        logging.getLogger("hitl.telemetry").warning(
+            "opentelemetry-instrumentation-fastapi not installed: no HTTP server spans"
+        )
+        return
 
     FastAPIInstrumentor.instrument_app(
         app,
