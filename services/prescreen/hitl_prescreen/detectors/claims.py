@@ -29,7 +29,7 @@ _DATE = re.compile(
 _NUMBER = re.compile(r"(?<![\w.])[$€£¥]?\d[\d,]*(?:\.\d+)?(?:\s?%|\s?(?:k|m|bn)\b)?(?![\w])")
 _QUOTE = re.compile(r"[\"“]([^\"”\n]{8,200})[\"”]")
 _ENTITY = re.compile(
-    r"(?<![\w'])(?:[A-Z][a-z]+(?:[-'][A-Z]?[a-z]+)?|[A-Z]{2,})"
+    r"(?<![\w'])(?:[A-Z][a-z]+(?:-[A-Z]?[a-z]+|'[A-Z][a-z]+)?|[A-Z]{2,})"
     r"(?:\s+(?:of|de|van|von|the|and|&)?\s*(?:[A-Z][a-z]+|[A-Z]{2,}))*"
 )
 _CODE = re.compile(r"[=*(){}\[\]`;<>]|\b(?:SELECT|FROM|WHERE|def|return)\b")
@@ -64,11 +64,26 @@ def _number_key(raw: str) -> str:
     return raw.replace(",", "").replace(" ", "").lower()
 
 
+def _vocabulary() -> frozenset[str]:
+    """Ordinary English words (the toxicity model's vocabulary, which ships offline).
+
+    A single capitalised word that is an ordinary word ("Settings", "Orders") is a UI
+    label or emphasis far more often than a name, so only multi-word or unknown
+    capitalised words count as named entities.
+    """
+    from hitl_prescreen.detectors.profanity_model import load_model
+
+    return frozenset(load_model().idf)
+
+
 class ClaimsDetector:
     name = "claims"
 
-    def __init__(self, config: ClaimsConfig | None = None) -> None:
+    def __init__(
+        self, config: ClaimsConfig | None = None, vocabulary: frozenset[str] | None = None
+    ) -> None:
         self.config = config or ClaimsConfig()
+        self.vocabulary = vocabulary if vocabulary is not None else _vocabulary()
 
     def detect(self, output: LLMOutput, context: ScreenContext) -> list[Flag]:
         if not output.context:
@@ -129,7 +144,11 @@ class ClaimsDetector:
                     continue
                 entity = " ".join(words)
                 start = m.end() - len(entity) if name.endswith(entity) else m.start()
-                if len(words) == 1 and (len(entity) < 3 or self._sentence_start(text, start)):
+                if len(words) == 1 and (
+                    len(entity) < 3
+                    or entity.lower() in self.vocabulary
+                    or self._sentence_start(text, start)
+                ):
                     continue
                 if _normalise(entity) not in corpus:
                     add(start, start + len(entity), "unsupported_entity", 0.5,

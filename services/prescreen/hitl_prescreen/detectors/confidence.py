@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -18,6 +19,18 @@ class ConfidenceConfig(BaseModel):
     mean_logprob_threshold: float = Field(
         default=-1.0, le=0.0, description="Mean token log-prob below this is low confidence"
     )
+    hedges: bool = Field(default=True, description="Flag answers that say they are unsure")
+
+
+# The model saying it is unsure, in words: a signal even when no score is supplied.
+HEDGES = re.compile(
+    r"\b(?:I\s+(?:might|may|could)\s+be\s+wrong|I'?\s*a?m\s+not\s+(?:entirely\s+|completely\s+|"
+    r"fully\s+|100%\s+)?(?:sure|certain|confident)|I'?m\s+not\s+(?:entirely\s+)?sure|"
+    r"if\s+I\s+remember\s+(?:correctly|right)|I\s+(?:couldn'?t|could\s+not|can'?t|cannot)\s+"
+    r"(?:confirm|verify)|(?:please\s+)?double[- ]check\s+this|I\s+(?:believe|think),?\s+but\s+I|"
+    r"don'?t\s+quote\s+me|to\s+the\s+best\s+of\s+my\s+knowledge|I\s+may\s+be\s+mistaken)",
+    re.IGNORECASE,
+)
 
 
 class ConfidenceDetector:
@@ -56,6 +69,19 @@ class ConfidenceDetector:
                         end,
                         f"Mean token log-probability {mean:.2f} below "
                         f"{self.config.mean_logprob_threshold:.2f}",
+                    )
+                )
+        if self.config.hedges:
+            for m in HEDGES.finditer(output.output_text):
+                flags.append(
+                    make_flag(
+                        self.name,
+                        "hedged_answer",
+                        "low",
+                        0.6,
+                        m.start(),
+                        m.end(),
+                        "The answer says it is unsure of itself",
                     )
                 )
         return flags

@@ -75,7 +75,7 @@ _ORDERED_CLAUSE = re.compile(
 _WORD = re.compile(r"\w+")
 SHINGLE = 4
 MIN_SHARED = 0.5
-_SENTENCES = re.compile(r"[^.!?\n]+[.!?]?")
+_SENTENCES = re.compile(r"(?:[^.!?\n]|[.!?](?=\S))+[.!?]?")  # "a.b" does not end one
 _PAYLOAD = re.compile(
     r"[\"“«']([^\"”»']{4,160})[\"”»']"
     r"|(https?://[^\s\"'<>)]+)"

@@ -68,7 +68,13 @@ _NOT_EMAIL_TLDS = frozenset({"png", "jpg", "jpeg", "gif", "svg", "webp", "js", "
 _IPV4 = re.compile(r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?!\.?\d)(?!\w)", re.ASCII)
 _IPV6 = re.compile(r"(?<![\w:])[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7}(?![\w:])", re.ASCII)
 _VERSION_CONTEXT = re.compile(r"(?i)(?:\bv|version|build|release|ver\.?|firmware)\s*$")
-_PHONE = re.compile(r"(?<![\w+.,/-])(?:\+|00)?\(?\d[\d \-.()/]{5,22}\d(?![\w/]|[.,]\d)", re.ASCII)
+_PHONE = re.compile(
+    r"(?<![\w+.,/-])\(?(?:\+|00)?\(?\d[\d \-.()/]{5,22}\d(?![\w/]|[.,]\d)", re.ASCII
+)
+_ID_CONTEXT = re.compile(
+    r"(?i)\b(?:order|tracking|invoice|reference|ref|booking|confirmation|ticket|case|serial|"
+    r"sku|isbn|transaction|patent|parcel|shipment)(?:\s+(?:number|no\.?|#|id|code))?\W{0,3}$"
+)
 _NOT_PHONE = re.compile(
     r"\d{4}[-./]\d{1,2}[-./]\d{1,2}"  # ISO date
     r"|\d{1,2}[-./]\d{1,2}[-./]\d{2,4}"  # day-month-year date
@@ -77,7 +83,7 @@ _NOT_PHONE = re.compile(
 _DOTTED_PHONE = re.compile(r"(?:\+\d{1,3}[ .])?\(?\d{2,4}\)?(?:\.\d{2,5}){1,3}")
 _PHONE_CONTEXT = re.compile(
     r"(?i)(?:phone|mobile|cell|call|tel|telephone|fax|whats\s?app|sms|text|contact|reach|"
-    r"dial|number|nummer|numéro|teléfono|電話|电话|手机|拨打|联系|携帯|ring)\W{0,3}(?:\w+\W{1,3}){0,4}$"
+    r"dial|nummer|numéro|teléfono|電話|电话|手机|拨打|联系|携帯|ring)\W{0,3}(?:\w+\W{1,3}){0,4}$"
 )
 
 
@@ -156,7 +162,9 @@ def _ibans(text: str) -> Iterator[_Hit]:
         chars = [i + 1 for i in range(m.start() + 4, m.end()) if text[i] != " "]
         for end in sorted(set(ends + chars), reverse=True):
             compact = text[m.start() : end].replace(" ", "")
-            if len(compact) >= 15 and stdnum_iban.is_valid(compact):
+            # ISO 13616 check digits and the country's BBAN layout; national check digits
+            # are not required (a mistyped but well-formed IBAN is still personal data).
+            if len(compact) >= 15 and stdnum_iban.is_valid(compact, check_country=False):
                 yield _Hit(
                     "iban",
                     m.start(),
@@ -178,10 +186,18 @@ def _ssns(text: str) -> Iterator[_Hit]:
             yield _Hit("us_ssn", m.start(), m.end(), "critical", 0.9, "US Social Security number")
 
 
+def _in_url(text: str, start: int) -> bool:
+    """Whether ``start`` lies inside a URL (``scheme://user:secret@host`` is no email)."""
+    token_start = max(
+        text.rfind(" ", 0, start), text.rfind("\n", 0, start), text.rfind("`", 0, start)
+    )
+    return "://" in text[token_start + 1 : start]
+
+
 def _emails(text: str) -> Iterator[_Hit]:
     for m in _EMAIL.finditer(text):
         tld = m.group().rsplit(".", 1)[-1].lower()
-        if tld in _NOT_EMAIL_TLDS:
+        if tld in _NOT_EMAIL_TLDS or _in_url(text, m.start()):
             continue
         yield _Hit("email", m.start(), m.end(), "high", 0.93, "Email address")
 
@@ -217,7 +233,7 @@ def _ip_hit(
 ) -> _Hit | None:
     if address.is_loopback or address.is_unspecified or address.is_multicast:
         return None
-    if str(address) in ("255.255.255.255",):
+    if str(address) in _PUBLIC_INFRASTRUCTURE:
         return None
     if address.is_private and not address.is_global and not _is_documentation(address):
         if not config.flag_private_ips:
@@ -226,6 +242,10 @@ def _ip_hit(
     return _Hit("ip_address", start, end, "medium", 0.85, f"IP address {address}")
 
 
+# Well-known public resolvers and broadcast: infrastructure, never a person's address.
+_PUBLIC_INFRASTRUCTURE = frozenset(
+    {"255.255.255.255", "8.8.8.8", "8.8.4.4", "1.1.1.1", "1.0.0.1", "9.9.9.9", "208.67.222.222"}
+)
 _DOC_NETS = tuple(
     ipaddress.ip_network(n)
     for n in ("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24", "2001:db8::/32")
@@ -237,18 +257,28 @@ def _is_documentation(address: ipaddress.IPv4Address | ipaddress.IPv6Address) ->
     return any(address.version == n.version and address in n for n in _DOC_NETS)
 
 
-def _phone_number(candidate: str, regions: tuple[str, ...]) -> phonenumbers.PhoneNumber | None:
+_NANP_SHAPE = re.compile(r"(?:\+?1[ .-]?)?\(\d{3}\) ?\d{3}-\d{4}")
+
+
+def _phone_number(
+    candidate: str, regions: tuple[str, ...], *, lenient: bool = False
+) -> phonenumbers.PhoneNumber | None:
+    """The number if valid in a region (or merely possible there, when ``lenient``)."""
     digits = re.sub(r"\D", "", candidate)
     if not 7 <= len(digits) <= 15:
         return None
     stripped = candidate.lstrip("(")
     if stripped.startswith(("+", "00")):
-        international = "+" + stripped.lstrip("+")[2:] if stripped.startswith("00") else stripped
+        if stripped.startswith("00"):
+            international = "+" + stripped[2:]
+        else:
+            international = stripped.replace(")", " ", 1) if "(" not in stripped else stripped
         try:
             number = phonenumbers.parse(international, None)
         except phonenumbers.NumberParseException:
             return None
         return number if phonenumbers.is_valid_number(number) else None
+    possible = None
     for region in regions:
         try:
             number = phonenumbers.parse(candidate, region)
@@ -256,7 +286,9 @@ def _phone_number(candidate: str, regions: tuple[str, ...]) -> phonenumbers.Phon
             continue
         if phonenumbers.is_valid_number(number):
             return number
-    return None
+        if lenient and possible is None and phonenumbers.is_possible_number(number):
+            possible = number
+    return possible
 
 
 def _looks_formatted(candidate: str) -> bool:
@@ -273,11 +305,17 @@ def _phones(text: str, config: PiiConfig) -> Iterator[_Hit]:
         before = text[max(0, m.start() - 48) : m.start()]
         if not _looks_formatted(candidate) and not _PHONE_CONTEXT.search(before):
             continue
+        if not candidate.lstrip("(").startswith(("+", "00")) and _ID_CONTEXT.search(before):
+            continue  # "tracking number 435583894779" is an id, not a phone
         if _NOT_PHONE.fullmatch(candidate) or _VERSION_CONTEXT.search(before):
             continue
         if "." in candidate and not _DOTTED_PHONE.fullmatch(candidate):
             continue
-        number = _phone_number(candidate, config.phone_regions)
+        # Fictional-range numbers ("(312) 555-0122") fail validation but are written
+        # exactly like real ones; the unmistakable US shape is enough.
+        number = _phone_number(
+            candidate, config.phone_regions, lenient=bool(_NANP_SHAPE.fullmatch(candidate))
+        )
         if number is None:
             continue
         region = phonenumbers.region_code_for_number(number) or "international"

@@ -138,6 +138,43 @@ _PATTERNS: tuple[_Pattern, ...] = (
         "GitLab token",
     ),
     _Pattern(
+        "api_token",
+        re.compile(r"(?<![\w-])(?:hf_[A-Za-z0-9]{34}|npm_[A-Za-z0-9]{36})(?![A-Za-z0-9])"),
+        "critical",
+        0.97,
+        "Hugging Face or npm token",
+    ),
+    _Pattern(
+        "password",
+        re.compile(r"\bmysql(?:dump)?\b[^\n]*?\s-p([^\s\"'`]{6,128})"),
+        "high",
+        0.9,
+        "Password on a mysql command line",
+        group=1,
+        valid=lambda v: len(v) >= 6,
+    ),
+    _Pattern(
+        "password",
+        re.compile(r"\b[a-z][a-z0-9+.-]{1,20}://[^:/\s@`'\"]{1,64}:(\S{3,128})@[\w.-]+"),
+        "high",
+        0.93,
+        "Password in a connection URL",
+        group=1,
+        valid=lambda v: not _PLACEHOLDER.match(v) and len(set(v)) >= 3,
+    ),
+    _Pattern(
+        "password",
+        re.compile(
+            r"(?i)\b(?:password|passwd|pwd|passphrase)\s+(?:of\s+)?[`'\"]([^`'\"\s]{6,128})[`'\"]"
+            r"|\blog\s?in\b[^\n]{0,40}?[`'\"][\w.@-]{1,64}[`'\"]\s*/\s*[`'\"]([^`'\"\s]{6,128})[`'\"]"
+        ),
+        "high",
+        0.9,
+        "Password in the text",
+        group=-1,
+        valid=_password_valid,
+    ),
+    _Pattern(
         "jwt",
         re.compile(r"(?<![\w-])eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{16,}"),
         "high",
@@ -148,7 +185,8 @@ _PATTERNS: tuple[_Pattern, ...] = (
     _Pattern(
         "password",
         re.compile(
-            r"(?i)(?:(?:password|passwd|passwort)|\b(?:pwd|passcode|pass|secret|api[_ -]?key|"
+            r"(?i)(?:(?:password|passwd|passwort|passphrase)"
+            r"|\b(?:pwd|passcode|pass|secret|api[_ -]?key|"
             r"access[_ -]?token|auth[_ -]?token|client[_ -]?secret|db[_ -]?pass(?:word)?))"
             r"(?:\s+(?:is|was|will be|to|of)|\s*(?::=|=|:))\s*[\"'`]?([^\s\"'`]{6,128})"
         ),
@@ -178,7 +216,10 @@ class SecretsDetector:
         taken: list[tuple[int, int]] = []
         for pattern in self.patterns:
             for m in pattern.regex.finditer(text):
-                start, end = m.span(pattern.group)
+                group = pattern.group
+                if group < 0:  # the first alternative's group that matched
+                    group = next(i for i in range(1, len(m.groups()) + 1) if m.group(i))
+                start, end = m.span(group)
                 value = text[start:end].rstrip(".,;:)")
                 end = start + len(value)
                 if pattern.valid is not None and not pattern.valid(value):
