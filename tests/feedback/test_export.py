@@ -30,7 +30,7 @@ async def _seed(settings, redis) -> None:
         await redis.hset(f"{ns}:item:{item}", "screened", screened.model_dump_json())
     # i7's router record is gone; the annotation the feedback service kept has the prompt.
     await FeedbackStore(redis, settings.redis_prefix).ingest(
-        annotate(events[10], prompt="Ask i7 (kept)"), 0.998
+        annotate(events[10], prompt="Ask i7 (kept)"), 500
     )
     values = [e.to_bytes() for e in events] + [events[1].to_bytes(), b"not json"]
     await produce(settings, settings.topics.review_decisions, *values)

@@ -34,7 +34,7 @@ def test_decisions_value_and_rates_are_recorded():
     for decision in decisions():
         annotation = annotate(decision)
         instruments.record_decision(annotation, catch_value(annotation, config))
-    evidence = Evidence(reviewed=10, errors=1, weight=10.0, weighted_errors=1.0)
+    evidence = Evidence(reviewed=10, errors=1, window_items=10, window_errors=1)
     instruments.record_policy(policy_update("bot", "billing", "low", evidence, config))
     points = _points(reader)
     assert sum(p.value for p in points["hitl.feedback.decisions"]) == 13

@@ -8,8 +8,8 @@ from hitl_feedback.config import FeedbackConfig
 from hitl_feedback.sampling import (
     TIER_FLOORS,
     Evidence,
+    Window,
     error_rate_bound,
-    observe,
     policy_update,
     rate_for_bound,
     review_rate,
@@ -23,7 +23,7 @@ CONFIG = FeedbackConfig()
 
 
 def _evidence(n: int, errors: int) -> Evidence:
-    return Evidence(reviewed=n, errors=errors, weight=float(n), weighted_errors=float(errors))
+    return Evidence(reviewed=n, errors=errors, window_items=n, window_errors=errors)
 
 
 def test_bound_is_the_beta_posterior_quantile():
@@ -52,12 +52,12 @@ def test_rate_rises_with_the_error_rate_and_falls_with_evidence():
     )
 
 
-def test_decay_forgets_old_outcomes():
-    evidence = Evidence()
-    for _ in range(1000):
-        evidence = observe(evidence, True, 0.99)
-    assert evidence.weight == pytest.approx((1 - 0.99**1000) / 0.01)
-    assert (evidence.reviewed, evidence.errors) == (1000, 1000)
+def test_window_forgets_old_outcomes():
+    window = Window(100)
+    for n in range(1000):
+        evidence = window.observe(n < 500)
+    assert (evidence.reviewed, evidence.errors) == (1000, 500)
+    assert (evidence.window_items, evidence.window_errors) == (100, 0)
 
 
 def test_policy_update_is_deterministic_and_sequenced():

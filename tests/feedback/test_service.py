@@ -80,11 +80,15 @@ async def test_decisions_become_annotations_metrics_kb_and_policy_updates(settin
     assert snap["value"]["value"] == pytest.approx(1882)
     assert snap["counters"]["all|decisions"] == 13
     assert snap["counters"]["reviewer=r2|escalations"] == 1
-    assert snap["user_feedback"]["bot"]["rating_sum"] == 4  # the duplicate counted once
+    assert snap["user_feedback"]["bot"]["counts"]["rating_n"] == 1  # duplicate counted once
+    assert snap["user_feedback"]["bot"]["mean_rating"] == 4
+    json.dumps(snap, allow_nan=False)  # servable as JSON as is
     assert snap["sampling"]["bot:billing:low"]["reviewed"] == 5
 
     sliced = await metrics_snapshot(redis, settings.redis_prefix, prompt_version="2")
     assert sliced["overall"]["error_rate"] == 0.75
+    day2 = await metrics_snapshot(redis, settings.redis_prefix, since="2026-01-06T00:00:00Z")
+    assert day2["overall"]["decisions"] == 6
 
     prompts = {a.item_id: a.prompt for a in await store.annotations()}
     assert prompts["i2"] == "What is the fee?" and prompts["i1"] is None

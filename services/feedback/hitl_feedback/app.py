@@ -39,7 +39,7 @@ async def wire(
 
     async def on_decision(decision: ReviewDecision) -> list[Outgoing]:
         annotation = annotate(decision, prompt_of(await store.screened_json(decision.item_id)))
-        ingested = await store.ingest(annotation, config.decay)
+        ingested = await store.ingest(annotation, config.window)
         await store.remember_edge_case(annotation)  # idempotent; also on redelivery
         if ingested.new:
             instruments.record_decision(annotation, catch_value(annotation, config))

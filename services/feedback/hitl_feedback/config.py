@@ -43,7 +43,7 @@ class FeedbackConfig(BaseSettings):
     credibility: float = Field(
         default=0.95, gt=0.5, lt=1, description="Posterior quantile used as the error-rate bound"
     )
-    decay: float = Field(
-        default=0.998, gt=0, le=1, description="Per-outcome weight decay of segment evidence"
+    window: int = Field(
+        default=500, ge=10, description="Latest settled outcomes per segment the estimate uses"
     )
     update_every: int = Field(default=10, ge=1, description="Decisions per segment per update")

@@ -36,7 +36,7 @@ DIMENSIONS = {
 AGREEMENT_VERDICTS = frozenset({"approve", "edit", "reject"})
 
 
-def _as_datetime(value: datetime | str | float | None) -> datetime | None:
+def as_datetime(value: datetime | str | float | None) -> datetime | None:
     if value is None or isinstance(value, datetime):
         return value
     if isinstance(value, int | float):
@@ -49,8 +49,8 @@ def _as_datetime(value: datetime | str | float | None) -> datetime | None:
 
 def select(annotations: Iterable[Annotation], **filters: Any) -> list[Annotation]:
     """Annotations matching every given dimension filter and the [since, until) window."""
-    since = _as_datetime(filters.pop("since", None))
-    until = _as_datetime(filters.pop("until", None))
+    since = as_datetime(filters.pop("since", None))
+    until = as_datetime(filters.pop("until", None))
     unknown = set(filters) - set(DIMENSIONS)
     if unknown:
         raise ValueError(f"unknown filter(s): {sorted(unknown)}; known: {sorted(DIMENSIONS)}")
@@ -231,6 +231,22 @@ def learning(annotations: Sequence[Annotation], window_s: float) -> dict[str, An
     return {"window_s": window_s, "windows": rows, "recurring_rate_change": change}
 
 
+def user_satisfaction(by_app: dict[str, dict[str, float]]) -> dict[str, Any]:
+    """Per app: raw user-feedback counts plus mean rating, thumbs-up share, regenerate share."""
+    found: dict[str, Any] = {}
+    for app, c in sorted(by_app.items()):
+        events = c.get("events", 0.0)
+        thumbs = c.get("signal:thumbs_up", 0.0) + c.get("signal:thumbs_down", 0.0)
+        found[app] = {
+            "counts": c,
+            "mean_rating": c["rating_sum"] / c["rating_n"] if c.get("rating_n") else None,
+            "thumbs_up_share": c.get("signal:thumbs_up", 0.0) / thumbs if thumbs else None,
+            "regenerate_share": c.get("signal:regenerate", 0.0) / events if events else None,
+            "reports": {k[len("report:") :]: v for k, v in c.items() if k.startswith("report:")},
+        }
+    return found
+
+
 def report(
     annotations: Sequence[Annotation],
     config: FeedbackConfig,
@@ -241,8 +257,8 @@ def report(
     """Every metric of one filtered slice, JSON-ready."""
     from hitl_feedback.reviewers import reviewer_report
 
-    since = _as_datetime(filters.get("since"))
-    until = _as_datetime(filters.get("until"))
+    since = as_datetime(filters.get("since"))
+    until = as_datetime(filters.get("until"))
     chosen = select(annotations, **filters)
     span_s = (until - since).total_seconds() if since and until else None
     return {

@@ -11,7 +11,7 @@ from typing import Any
 from redis.asyncio import Redis
 
 from hitl_feedback.config import FeedbackConfig
-from hitl_feedback.metrics import DIMENSIONS, report
+from hitl_feedback.metrics import DIMENSIONS, as_datetime, report, user_satisfaction
 from hitl_feedback.sampling import TIER_FLOORS, error_rate_bound, review_rate
 from hitl_feedback.store import FeedbackStore
 
@@ -31,7 +31,9 @@ async def metrics_snapshot(
     """
     config = config or FeedbackConfig()
     store = FeedbackStore(redis, namespace)
-    annotations = await store.annotations()
+    annotations = await store.annotations(
+        since=as_datetime(filters.get("since")), until=as_datetime(filters.get("until"))
+    )
     snapshot = report(annotations, config, group_by=group_by, **filters)
     segments = await store.segments()
     snapshot["sampling"] = {
@@ -44,7 +46,7 @@ async def metrics_snapshot(
         for segment, evidence in segments.items()
         if (tier := segment.rsplit(":", 1)[-1]) in TIER_FLOORS
     }
-    snapshot["user_feedback"] = await store.user_feedback()
+    snapshot["user_feedback"] = user_satisfaction(await store.user_feedback())
     snapshot["releases"] = await store.releases()
     snapshot["counters"] = await store.counters()
     return snapshot

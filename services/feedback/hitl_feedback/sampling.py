@@ -1,9 +1,11 @@
 """Adaptive sampling: from a segment's reviewed outcomes to its next review rate.
 
-Method (see docs/adr/0007-adaptive-sampling.md): each segment keeps exponentially
-decayed evidence (weight, errors), so old outcomes fade and a change shows. The error
-rate gets a Beta(1 + errors, 1 + weight - errors) posterior; its upper credible bound
-``p_hi`` is the pessimistic error rate. The review rate is the smallest ``r`` with
+Method (see docs/adr/0007-adaptive-sampling.md): each segment keeps its latest ``window``
+settled outcomes by event time, so old outcomes drop out and a change shows, and the
+window's content does not depend on the order decisions were processed in (a replay
+rebuilds it exactly). With n outcomes and e errors in the window the error rate gets a
+Beta(1 + e, 1 + n - e) posterior; its upper credible bound ``p_hi`` is the pessimistic
+error rate. The review rate is the smallest ``r`` with
 ``p_hi * (1 - r) <= escape_budget`` (errors left unreviewed stay within budget), never
 below the tier floor and never above 1.
 """
@@ -11,6 +13,7 @@ below the tier floor and never above 1.
 from __future__ import annotations
 
 import uuid
+from collections import deque
 from dataclasses import dataclass
 
 from hitl_feedback.config import FeedbackConfig
@@ -24,28 +27,36 @@ _POLICY_NS = uuid.UUID("5b7c8f1e-2d0a-4a51-9d7e-0c6f1b2a3e44")
 
 @dataclass(frozen=True)
 class Evidence:
-    """A segment's outcome history: exact counts, and decayed ones for the estimate."""
+    """A segment's outcomes: all-time counts, and the counts inside the window."""
 
     reviewed: int = 0
     errors: int = 0
-    weight: float = 0.0
-    weighted_errors: float = 0.0
+    window_items: int = 0
+    window_errors: int = 0
 
 
-def observe(evidence: Evidence, error: bool, decay: float) -> Evidence:
-    """Add one settled outcome; older evidence is multiplied by ``decay``."""
-    return Evidence(
-        reviewed=evidence.reviewed + 1,
-        errors=evidence.errors + int(error),
-        weight=evidence.weight * decay + 1.0,
-        weighted_errors=evidence.weighted_errors * decay + float(error),
-    )
+class Window:
+    """The in-memory twin of the Redis window, for outcomes arriving in time order."""
+
+    def __init__(self, size: int) -> None:
+        self.outcomes: deque[bool] = deque(maxlen=size)
+        self.evidence = Evidence()
+
+    def observe(self, error: bool) -> Evidence:
+        self.outcomes.append(error)
+        self.evidence = Evidence(
+            reviewed=self.evidence.reviewed + 1,
+            errors=self.evidence.errors + int(error),
+            window_items=len(self.outcomes),
+            window_errors=sum(self.outcomes),
+        )
+        return self.evidence
 
 
 def error_rate_bound(evidence: Evidence, credibility: float) -> float:
     """Upper ``credibility`` quantile of the Beta posterior under a uniform prior."""
-    errors = min(max(evidence.weighted_errors, 0.0), evidence.weight)
-    return beta_quantile(credibility, 1.0 + errors, 1.0 + evidence.weight - errors)
+    n, e = evidence.window_items, evidence.window_errors
+    return beta_quantile(credibility, 1.0 + e, 1.0 + n - e)
 
 
 def rate_for_bound(tier: str, p_hi: float, escape_budget: float) -> float:
@@ -87,7 +98,8 @@ def policy_update(
         review_rate=review_rate(tier, evidence, config),
         sequence=sequence,
         method=(
-            f"{METHOD}: Beta(1+e,1+n-e) q{config.credibility:g} with decay {config.decay:g}, "
+            f"{METHOD}: Beta(1+e,1+n-e) q{config.credibility:g} over the last {config.window} "
+            f"outcomes, "
             f"escape budget {config.escape_budget:g}, tier floor {TIER_FLOORS[tier]:g}"
         ),
         observed_items=evidence.reviewed,

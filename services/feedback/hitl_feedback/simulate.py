@@ -14,7 +14,7 @@ import random
 from dataclasses import asdict, dataclass
 
 from hitl_feedback.config import FeedbackConfig
-from hitl_feedback.sampling import Evidence, observe, review_rate, steady_state_rate
+from hitl_feedback.sampling import Window, review_rate, steady_state_rate
 
 RESPONSE_DELTA = 0.05
 
@@ -48,7 +48,8 @@ def simulate(
     ``RESPONSE_DELTA`` of the rate it finally holds."""
     config = config or FeedbackConfig()
     rng = random.Random(seed)
-    evidence = Evidence()
+    window = Window(config.window)
+    evidence = window.evidence
     rate = review_rate(tier, evidence, config)
     rate_before = rate
     responded: tuple[int, int] | None = None
@@ -60,7 +61,7 @@ def simulate(
             rate_before = rate
         if rng.random() >= rate:
             continue
-        evidence = observe(evidence, rng.random() < (after if jumped else before), config.decay)
+        evidence = window.observe(rng.random() < (after if jumped else before))
         reviews_after += jumped
         if evidence.reviewed % config.update_every:
             continue

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 
 from redis.asyncio import Redis
 
@@ -27,19 +28,21 @@ COUNTER_DIMENSIONS = {
     "reviewer": "reviewer_id",
 }
 SEEN_TTL_S = 30 * 86400
+LOAD_CHUNK = 1000
 
 _INGEST = """
 if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then
   return {0, redis.call('HGET', KEYS[4], ARGV[1]) or ''}
 end
 -- Validate before the first write: Redis does not roll a failed script back.
-for i = 6, #ARGV, 2 do
+for i = 7, #ARGV, 2 do
   if not tonumber(ARGV[i + 1]) then
     return redis.error_reply('counter ' .. ARGV[i] .. ' is not a number')
   end
 end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-for i = 6, #ARGV, 2 do
+redis.call('ZADD', KEYS[5], ARGV[6], ARGV[1])
+for i = 7, #ARGV, 2 do
   redis.call('HINCRBYFLOAT', KEYS[3], ARGV[i], ARGV[i + 1])
 end
 if ARGV[3] ~= '1' then
@@ -48,13 +51,22 @@ end
 local err = tonumber(ARGV[4])
 local reviewed = redis.call('HINCRBY', KEYS[2], 'reviewed', 1)
 local errors = redis.call('HINCRBY', KEYS[2], 'errors', err)
-local decay = tonumber(ARGV[5])
-local w = tonumber(redis.call('HGET', KEYS[2], 'weight') or '0') * decay + 1
-local e = tonumber(redis.call('HGET', KEYS[2], 'weighted_errors') or '0') * decay + err
-local ws = string.format('%.17g', w)
-local es = string.format('%.17g', e)
-redis.call('HSET', KEYS[2], 'weight', ws, 'weighted_errors', es)
-local result = reviewed .. ',' .. errors .. ',' .. ws .. ',' .. es
+-- The window: latest ARGV[5] outcomes by event time (ties by member), order-independent.
+local member = ARGV[1] .. '|' .. ARGV[4]
+redis.call('ZADD', KEYS[6], ARGV[6], member)
+redis.call('HINCRBY', KEYS[2], 'window_errors', err)
+local overflow = redis.call('ZCARD', KEYS[6]) - tonumber(ARGV[5])
+if overflow > 0 then
+  for _, gone in ipairs(redis.call('ZRANGE', KEYS[6], 0, overflow - 1)) do
+    if string.sub(gone, -2) == '|1' then
+      redis.call('HINCRBY', KEYS[2], 'window_errors', -1)
+    end
+  end
+  redis.call('ZREMRANGEBYRANK', KEYS[6], 0, overflow - 1)
+end
+local n = redis.call('ZCARD', KEYS[6])
+local e = tonumber(redis.call('HGET', KEYS[2], 'window_errors'))
+local result = reviewed .. ',' .. errors .. ',' .. n .. ',' .. e
 redis.call('HSET', KEYS[4], ARGV[1], result)
 return {1, result}
 """
@@ -105,8 +117,8 @@ def _evidence(raw: bytes | str | None) -> Evidence | None:
     if not raw:
         return None
     text = raw.decode() if isinstance(raw, bytes) else raw
-    reviewed, errors, weight, weighted = text.split(",")
-    return Evidence(int(reviewed), int(errors), float(weight), float(weighted))
+    reviewed, errors, window_items, window_errors = (int(v) for v in text.split(","))
+    return Evidence(reviewed, errors, window_items, window_errors)
 
 
 class FeedbackStore:
@@ -119,6 +131,10 @@ class FeedbackStore:
     @property
     def annotations_key(self) -> str:
         return f"{self.ns}:fb:ann"
+
+    @property
+    def time_index_key(self) -> str:
+        return f"{self.ns}:fb:ann_by_time"
 
     @property
     def counters_key(self) -> str:
@@ -136,13 +152,14 @@ class FeedbackStore:
         raw: bytes | None = await self.redis.hget(f"{self.ns}:item:{item_id}", "screened")
         return raw
 
-    async def ingest(self, annotation: Annotation, decay: float) -> Ingested:
+    async def ingest(self, annotation: Annotation, window: int) -> Ingested:
         args: list[str | float] = [
             annotation.event_id,
             to_json(annotation),
             "1" if annotation.is_outcome and annotation.tier is not None else "0",
             "1" if annotation.is_error else "0",
-            repr(decay),
+            str(window),
+            repr(annotation.occurred_at.timestamp()),
         ]
         for name, value in counter_fields(annotation):
             args.extend((name, repr(value)))
@@ -152,6 +169,8 @@ class FeedbackStore:
                 self.segment_key(annotation.segment),
                 self.counters_key,
                 f"{self.ns}:fb:ingested",
+                self.time_index_key,
+                f"{self.segment_key(annotation.segment)}:window",
             ],
             args=args,
         )
@@ -190,10 +209,19 @@ class FeedbackStore:
             event.event_id, f"{self.ns}:fb:releases", [(f"{event.app}|{outcome}", 1.0)]
         )
 
-    async def annotations(self) -> list[Annotation]:
+    async def annotations(
+        self, since: datetime | None = None, until: datetime | None = None
+    ) -> list[Annotation]:
+        """Annotations in time order; a window reads only its slice of the time index."""
+        low = since.timestamp() if since else "-inf"
+        high = f"({until.timestamp()!r}" if until else "+inf"
+        ids = await self.redis.zrangebyscore(self.time_index_key, low, high)
         loaded: list[Annotation] = []
-        async for _, raw in self.redis.hscan_iter(self.annotations_key, count=1000):
-            loaded.append(from_json(raw))
+        for start in range(0, len(ids), LOAD_CHUNK):
+            chunk = ids[start : start + LOAD_CHUNK]
+            loaded.extend(
+                from_json(raw) for raw in await self.redis.hmget(self.annotations_key, chunk) if raw
+            )
         loaded.sort(key=lambda a: (a.occurred_at, a.event_id))
         return loaded
 
@@ -222,11 +250,13 @@ class FeedbackStore:
         found: dict[str, Evidence] = {}
         async for key in self.redis.scan_iter(match=f"{prefix}*", count=1000):
             name = key.decode() if isinstance(key, bytes) else key
+            if name.endswith(":window"):
+                continue
             values = await self.hash_floats(name)
             found[name[len(prefix) :]] = Evidence(
                 reviewed=int(values.get("reviewed", 0)),
                 errors=int(values.get("errors", 0)),
-                weight=values.get("weight", 0.0),
-                weighted_errors=values.get("weighted_errors", 0.0),
+                window_items=int(await self.redis.zcard(f"{name}:window")),
+                window_errors=int(values.get("window_errors", 0)),
             )
         return dict(sorted(found.items()))
