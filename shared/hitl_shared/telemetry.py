@@ -22,7 +22,7 @@ from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.propagate import extract, inject
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import (
     BatchSpanProcessor,
     ConsoleSpanExporter,
@@ -48,15 +48,40 @@ _file_handles: list[IO[str]] = []
 _built: list[TracerProvider] = []
 
 
+def _text_value(value: Any) -> Any:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+
+
+def span_json_line(span: ReadableSpan) -> str:
+    """One span as one JSON line. Bytes attributes (FastStream records the Kafka key as
+    bytes) become text: ``to_json`` would raise and the exporter drop the whole batch."""
+    attributes = span.attributes or {}
+    if any(isinstance(v, bytes) for v in attributes.values()):
+        span = ReadableSpan(
+            name=span.name,
+            context=span.context,
+            parent=span.parent,
+            resource=span.resource,
+            attributes={k: _text_value(v) for k, v in attributes.items()},
+            events=span.events,
+            links=span.links,
+            kind=span.kind,
+            status=span.status,
+            start_time=span.start_time,
+            end_time=span.end_time,
+            instrumentation_scope=span.instrumentation_scope,
+        )
+    line: str = span.to_json(indent=None)
+    return line + "\n"
+
+
 def _exporter(settings: Settings) -> SpanExporter | None:
     if settings.otel_exporter == "console":
         return ConsoleSpanExporter()
     if settings.otel_exporter == "file":
         handle = open(settings.otel_file, "a", encoding="utf-8")  # noqa: SIM115 - lives for the process
         _file_handles.append(handle)
-        return ConsoleSpanExporter(
-            out=handle, formatter=lambda span: span.to_json(indent=None) + "\n"
-        )
+        return ConsoleSpanExporter(out=handle, formatter=span_json_line)
     if settings.otel_exporter == "otlp":
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 

@@ -39,9 +39,10 @@ def _write_spans(path: Path) -> str:
     tracer = provider.get_tracer("test")
     with (
         tracer.start_as_current_span("llm.outputs publish", kind=SpanKind.PRODUCER) as root,
-        item_span(tracer, "llm.outputs process", parent=None, item_id="i-1", topic="o"),
+        item_span(tracer, "llm.outputs process", parent=None, item_id="i-1", topic="o") as hop,
         item_span(tracer, "llm.screened process", parent=None, item_id="i-1", topic="s"),
     ):
+        hop.set_attribute("messaging.kafka.message.key", b"i-1")  # FastStream sets bytes
         stored = trace_context_now()
     with (
         tracer.start_as_current_span("POST /api/tasks/{task_id}/decision"),
