@@ -17,7 +17,8 @@ from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient
 from faststream.kafka import KafkaBroker
-from opentelemetry import trace
+from opentelemetry import metrics, trace
+from opentelemetry.sdk.metrics import MeterProvider as SdkMeterProvider
 from opentelemetry.sdk.trace import TracerProvider
 from redis.asyncio import Redis
 
@@ -126,24 +127,33 @@ def consumers_of(hops: list[Any]) -> Callable[[], list[tuple[str, Any]]]:
     ]
 
 
+def _meter_provider(settings: Settings) -> SdkMeterProvider | None:
+    """Install the process's meter provider, unless the service installed its own first."""
+    from hitl_shared.metrics import build_meter_provider
+
+    if isinstance(metrics.get_meter_provider(), SdkMeterProvider):
+        return None
+    provider = build_meter_provider(settings)
+    metrics.set_meter_provider(provider)
+    return provider
+
+
 async def run_consumer_service(
     settings: Settings, wire: Wiring, *, needs_redis: bool = True
 ) -> None:
     """Start one consumer service: wait for Kafka/Redis, wire its hops, run until signalled."""
     from faststream import FastStream
-    from opentelemetry import metrics
 
     from hitl_shared.health import Health, serve_health
     from hitl_shared.kafka import build_broker
-    from hitl_shared.metrics import LagSampler, QueueSampler, build_meter_provider, sample_forever
+    from hitl_shared.metrics import LagSampler, QueueSampler, sample_forever
     from hitl_shared.telemetry import build_tracer_provider
 
     configure_logging(settings)
     await wait_for_dependencies(settings, redis=needs_redis)
     provider = build_tracer_provider(settings)
     trace.set_tracer_provider(provider)
-    meters = build_meter_provider(settings)
-    metrics.set_meter_provider(meters)
+    meters = _meter_provider(settings)
     redis = Redis.from_url(settings.redis_url)
     broker = build_broker(settings, provider)
     hops = _hops(await wire(settings, broker, redis, provider))
@@ -178,4 +188,5 @@ async def run_consumer_service(
             server.close()
         await redis.aclose()
         provider.shutdown()
-        meters.shutdown()
+        if meters is not None:
+            meters.shutdown()

@@ -11,6 +11,8 @@ import pytest
 
 from hitl_shared.devservers import free_port
 from hitl_shared.settings import Settings
+from tests.factories import llm_output
+from tests.support import produce, read_until
 
 pytestmark = pytest.mark.integration
 
@@ -31,7 +33,7 @@ async def _status(port: int, path: str) -> int | None:
         return None
 
 
-async def test_prescreen_process_turns_ready_and_logs_json_lines(settings: Settings):
+async def test_prescreen_process_turns_ready_logs_json_and_exports_metrics(settings: Settings):
     port = free_port()
     env = {
         **os.environ,
@@ -40,10 +42,16 @@ async def test_prescreen_process_turns_ready_and_logs_json_lines(settings: Setti
         "HITL_TOPIC_PREFIX": settings.topic_prefix,
         "HITL_HEALTH_PORT": str(port),
         "HITL_METRICS_INTERVAL_S": "0.5",
+        "HITL_METRICS_EXPORTER": "console",
         "HITL_LOG_LEVEL": "INFO",
     }
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "hitl_prescreen", env=env, stderr=asyncio.subprocess.PIPE
+        sys.executable,
+        "-m",
+        "hitl_prescreen",
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
     try:
         ready = None
@@ -52,11 +60,21 @@ async def test_prescreen_process_turns_ready_and_logs_json_lines(settings: Setti
                 await asyncio.sleep(0.2)
                 ready = await _status(port, "/readyz")
         assert await _get(port, "/livez") == 200
+        item = llm_output(f"proc-{settings.redis_prefix}")
+        await produce(settings, settings.topics.llm_outputs, item.to_bytes(), key=b"k")
+        await read_until(
+            settings,
+            settings.topics.llm_screened,
+            lambda rs: any(r["item_id"] == item.item_id for r in rs),
+        )
+        await asyncio.sleep(1.5)  # three export periods
     finally:
         process.terminate()
-        _, stderr = await asyncio.wait_for(process.communicate(), 30)
+        stdout, stderr = await asyncio.wait_for(process.communicate(), 30)
     lines = [line for line in stderr.decode().splitlines() if line.strip()]
     assert lines, "no log output"
     records = [json.loads(line) for line in lines]  # every line is one JSON object
     assert any("started" in r["msg"] for r in records)
     assert all({"ts", "level", "logger", "msg"} <= set(r) for r in records)
+    exported = stdout.decode()
+    assert "hitl.hop.batch.size" in exported and "hitl.consumer.lag" in exported
