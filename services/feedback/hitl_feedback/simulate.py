@@ -44,7 +44,7 @@ def simulate(
     config: FeedbackConfig | None = None,
 ) -> SimulationResult:
     """Run the stream; ``items_to_respond`` counts items after the jump until the rate
-    first rises by ``RESPONSE_DELTA``; ``items_to_settle`` until it is within
+    first moves by ``RESPONSE_DELTA``; ``items_to_settle`` until it is within
     ``RESPONSE_DELTA`` of the rate it finally holds."""
     config = config or FeedbackConfig()
     rng = random.Random(seed)
@@ -69,7 +69,7 @@ def simulate(
         updates += 1
         if jumped:
             history.append((n - items_before + 1, rate))
-            if responded is None and rate >= rate_before + RESPONSE_DELTA:
+            if responded is None and abs(rate - rate_before) >= RESPONSE_DELTA:
                 responded = (n - items_before + 1, reviews_after)
     settle = next(
         (
@@ -119,7 +119,7 @@ def main(argv: list[str] | None = None) -> None:
         f"segment tier {result.tier}: error rate {result.error_rate_before:.1%} -> "
         f"{result.error_rate_after:.1%} after {args.items_before} items\n"
         f"review rate before the jump: {result.rate_before_jump:.3f}\n"
-        f"items after the jump until the rate responds (+{RESPONSE_DELTA}): "
+        f"items after the jump until the rate responds (moves {RESPONSE_DELTA}): "
         f"{result.items_to_respond} ({result.reviews_to_respond} of them reviewed)\n"
         f"items after the jump until the rate settles (within {RESPONSE_DELTA} of final): "
         f"{result.items_to_settle}\n"

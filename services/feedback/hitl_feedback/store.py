@@ -36,14 +36,14 @@ if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then
 end
 -- Validate before the first write: Redis does not roll a failed script back.
 for i = 7, #ARGV, 2 do
-  if not tonumber(ARGV[i + 1]) then
-    return redis.error_reply('counter ' .. ARGV[i] .. ' is not a number')
+  if not string.match(ARGV[i + 1], '^-?%d+$') then
+    return redis.error_reply('counter ' .. ARGV[i] .. ' is not an integer')
   end
 end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 redis.call('ZADD', KEYS[5], ARGV[6], ARGV[1])
 for i = 7, #ARGV, 2 do
-  redis.call('HINCRBYFLOAT', KEYS[3], ARGV[i], ARGV[i + 1])
+  redis.call('HINCRBY', KEYS[3], ARGV[i], ARGV[i + 1])
 end
 if ARGV[3] ~= '1' then
   return {1, ''}
@@ -93,19 +93,22 @@ def tag(namespace: str) -> str:
     return namespace if namespace.startswith("{") else "{" + namespace + "}"
 
 
-def counter_fields(annotation: Annotation) -> list[tuple[str, float]]:
-    """The running-counter increments one annotation contributes (``dim=value|stat``)."""
-    stats: list[tuple[str, float]] = [("decisions", 1.0), ("time_s", annotation.time_spent_s)]
+def counter_fields(annotation: Annotation) -> list[tuple[str, int]]:
+    """The running-counter increments one annotation contributes (``dim=value|stat``).
+
+    Integers only (time in milliseconds), so sums do not depend on processing order.
+    """
+    stats = [("decisions", 1), ("time_ms", round(annotation.time_spent_s * 1000))]
     if annotation.verdict == "escalate":
-        stats.append(("escalations", 1.0))
+        stats.append(("escalations", 1))
     if annotation.is_outcome:
-        stats.append(("outcomes", 1.0))
+        stats.append(("outcomes", 1))
         if annotation.is_error:
-            stats.append(("errors", 1.0))
+            stats.append(("errors", 1))
         if annotation.verdict == "edit":
-            stats.append(("edits", 1.0))
+            stats.append(("edits", 1))
         if annotation.verdict == "reject":
-            stats.append(("rejects", 1.0))
+            stats.append(("rejects", 1))
     scopes = ["all"] + [
         f"{dim}={getattr(annotation, field) or 'unknown'}"
         for dim, field in COUNTER_DIMENSIONS.items()
@@ -162,7 +165,7 @@ class FeedbackStore:
             repr(annotation.occurred_at.timestamp()),
         ]
         for name, value in counter_fields(annotation):
-            args.extend((name, repr(value)))
+            args.extend((name, str(value)))
         new, result = await self._ingest(
             keys=[
                 self.annotations_key,
