@@ -18,7 +18,7 @@ may take (a bounded set: levels x skills x languages), pick the best, lease it w
 fencing token; O(log n) in the queue length. Renew, complete and release check the
 token, so a reviewer whose lease was reaped cannot finish the task that someone else now
 holds. ``escalate_overdue`` moves tasks past their deadline one level up (L1 -> L2 ->
-L3). Redis is hot state: ``enqueue`` is idempotent by task id and ``settle`` applies a
+L3, and a specialist task nobody took at L3 to the L3 generalists). Redis is hot state: ``enqueue`` is idempotent by task id and ``settle`` applies a
 recorded decision, so the queues can be rebuilt by replaying Kafka.
 """
 
@@ -173,6 +173,17 @@ for _, id in ipairs(redis.call('ZRANGEBYSCORE', deadlines, '-inf', now, 'LIMIT',
     local up = level and nextlevel[level]
     if up then
       local target = up .. ':' .. rest
+      pull(ns, bucket, id)
+      push(ns, target, id, score, since)
+      redis.call('SADD', ns .. ':buckets', target)
+      redis.call('HSET', tkey, 'bucket', target)
+      redis.call('HINCRBY', tkey, 'escalations', 1)
+      redis.call('ZADD', deadlines, now + step, id)
+      table.insert(moved, id)
+      table.insert(moved, target)
+    elseif level and not string.match(rest, '^general:') then
+      -- no specialist took it even at the top level: any L3 may now
+      local target = level .. ':general:' .. string.match(rest, ':(.*)$')
       pull(ns, bucket, id)
       push(ns, target, id, score, since)
       redis.call('SADD', ns .. ':buckets', target)

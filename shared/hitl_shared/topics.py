@@ -25,6 +25,8 @@ class Topics:
     llm_released: str = "hitl.llm.released"
     user_feedback: str = "hitl.feedback.user"
     policy_updates: str = "hitl.policy.updates"
+    control: str = "hitl.control"  # operator commands, e.g. the router's kill switch
+    prompts: str = "hitl.prompts"  # prompt-template registry changes (review-api)
 
     @classmethod
     def with_prefix(cls, prefix: str) -> Topics:

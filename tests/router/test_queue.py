@@ -103,6 +103,18 @@ async def test_overdue_tasks_escalate_one_level_at_a_time(queue):
     assert next_level("L1") == "L2" and next_level("L3") == "L3"
 
 
+async def test_a_specialist_task_nobody_takes_falls_back_to_l3_generalists(queue):
+    await queue.enqueue("med", bucket="L2:medical:en", score=_score("high", 1), payload="p")
+    step = 60_000
+    first = await queue.escalate_overdue(now_ms=NOW + 2 * 60_000, step_ms=step)
+    assert [m.bucket for m in first] == ["L3:medical:en"]
+    assert await queue.claim(Reviewer("gen", "L3"), lease_seconds=60, now_ms=NOW) is None
+    second = await queue.escalate_overdue(now_ms=NOW + 2 * 60_000 + step, step_ms=step)
+    assert [m.bucket for m in second] == ["L3:general:en"]
+    got = await queue.claim(Reviewer("gen", "L3"), lease_seconds=60, now_ms=NOW)
+    assert got is not None and got.task_id == "med"
+
+
 async def test_depth_and_oldest_age_per_bucket(queue):
     await queue.enqueue_many(
         QueuedTask(f"t{i}", "L1:general:en", _score("low", i), "p", since_ms=NOW - i * 1000)

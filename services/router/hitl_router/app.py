@@ -1,9 +1,17 @@
-"""Router wiring: screened outputs -> decisions, releases and queued review tasks;
-review decisions -> releases or retractions."""
+"""Router wiring: screened outputs -> decisions, staged releases and queued review tasks;
+review decisions -> staged releases or retractions; policy updates and kill switches ->
+live routing inputs. Releases leave through the outbox publisher (ADR 6); a background
+loop reloads the policy, refreshes live inputs and escalates overdue tasks."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from datetime import timedelta
 
 from faststream.kafka import KafkaBroker
@@ -12,78 +20,189 @@ from opentelemetry.sdk.trace import TracerProvider
 from pydantic import TypeAdapter
 from redis.asyncio import Redis
 
-from hitl_router.domain import decide
-from hitl_router.policy import PolicySource
+from hitl_router.control import KillSwitch
+from hitl_router.domain import Live, decide, task_skill
+from hitl_router.outbox import OutboxPublisher
+from hitl_router.policy import Policy, PolicySource
 from hitl_router.release import auto_release, release_after_review, retraction_after_review
+from hitl_router.state import OutboxEntry, RouterStore
 from hitl_shared.events import (
-    RELEASED_ADAPTER,
+    PolicyUpdate,
     Release,
     Retraction,
     ReviewDecision,
     ReviewTask,
     RoutingDecision,
     ScreenedOutput,
-    utc_now,
 )
 from hitl_shared.kafka import BatchHop, Outgoing
-from hitl_shared.queue import GENERAL_SKILL, ReviewQueue, bucket_name, score_for
+from hitl_shared.queue import ReviewQueue, bucket_name, score_for
 from hitl_shared.runtime import run_consumer_service
 from hitl_shared.settings import Settings
-from hitl_shared.telemetry import ATTR_ACTION, ATTR_TIER
+from hitl_shared.telemetry import ATTR_ACTION, ATTR_TIER, current_trace_headers
 
 GROUP_ID = "hitl-router"
-SLA = {
-    "critical": timedelta(minutes=15),
-    "high": timedelta(hours=1),
-    "medium": timedelta(hours=4),
-    "low": timedelta(hours=24),
-}
+LIVE_REFRESH_S = 1.0
+_TASK_NS = uuid.UUID("3c0e8a1f-7d44-4f59-b0d2-5e6a9c8b2f13")
+log = logging.getLogger("hitl.router")
+_background: set[asyncio.Task[None]] = set()
 
 
-class RouterState:
-    """Redis-held routing record per item, and the release-once marker."""
-
-    def __init__(self, redis: Redis, namespace: str) -> None:
-        self.redis = redis
-        self.ns = "{" + namespace + "}"
-
-    async def remember(self, decision: RoutingDecision, screened: ScreenedOutput) -> None:
-        await self.redis.hset(
-            f"{self.ns}:item:{decision.item_id}",
-            mapping={
-                "decision": decision.model_dump_json(),
-                "screened": screened.model_dump_json(),
-            },
-        )
-
-    async def routing(self, item_id: str) -> RoutingDecision | None:
-        raw = await self.redis.hget(f"{self.ns}:item:{item_id}", "decision")
-        return RoutingDecision.model_validate_json(raw) if raw else None
-
-    async def once(self, kind: str, item_id: str, payload: str) -> str:
-        """First writer wins; a redelivery gets the stored payload back (same event id)."""
-        key = f"{self.ns}:{kind}:{item_id}"
-        await self.redis.set(key, payload, nx=True)
-        stored = await self.redis.get(key)
-        return stored.decode() if isinstance(stored, bytes) else str(stored)
-
-
-def review_task(decision: RoutingDecision, screened: ScreenedOutput) -> ReviewTask:
-    now = utc_now()
+def review_task(decision: RoutingDecision, screened: ScreenedOutput, policy: Policy) -> ReviewTask:
+    """Deterministic: a redelivered item rebuilds the very same task (SLA from creation)."""
+    rule = policy.tiers[decision.tier]
+    deadline = screened.output.occurred_at + timedelta(minutes=rule.sla_minutes)
+    if decision.action == "block":
+        deadline = min(deadline, screened.output.occurred_at + timedelta(minutes=15))
     return ReviewTask(
+        event_id=str(uuid.uuid5(_TASK_NS, decision.item_id)),
         item_id=decision.item_id,
         task_id=f"task-{decision.item_id}",
         tier=decision.tier,
         required_level=decision.required_level,
-        skills=(GENERAL_SKILL,),
+        skills=(task_skill(screened, decision.tier, policy),),
         language=screened.output.language,
         approvals_required=max(1, decision.approvals_required),
-        priority=float(score_for(decision.tier, now + SLA[decision.tier])),
-        sla_deadline=now + SLA[decision.tier],
+        priority=float(score_for(decision.tier, deadline)),
+        sla_deadline=deadline,
         mode=decision.mode,
         screened=screened,
         decision=decision,
     )
+
+
+def _entry(event: Release | Retraction) -> OutboxEntry:
+    return OutboxEntry(
+        item_id=event.item_id,
+        event_id=event.event_id,
+        payload=event.model_dump_json(),
+        headers=current_trace_headers(),
+    )
+
+
+class Router:
+    """The router's handlers over its Redis state; I/O only, the choices are in domain."""
+
+    def __init__(self, settings: Settings, redis: Redis) -> None:
+        self.settings = settings
+        self.topics = settings.topics
+        self.source = PolicySource(settings.policy_file)
+        self.store = RouterStore(redis, settings.redis_prefix)
+        self.queue = ReviewQueue(redis, settings.redis_prefix)
+        self.live = Live()
+        self.escalated = 0
+
+    async def on_screened(self, screened: ScreenedOutput) -> list[Outgoing]:
+        policy = self.source.policy
+        decision = decide(screened, policy, self.live)
+        routed = await self.store.route(decision, self._release_of(decision, screened))
+        if routed.outcome == "killed":  # switched on since our last refresh: hold it
+            self.live = replace(self.live, killed=self.live.killed | {decision.app})
+            decision = decide(screened, policy, self.live)
+            routed = await self.store.route(decision, None)
+        if routed.decision is not None:
+            decision = routed.decision
+        span = trace.get_current_span()
+        span.set_attribute(ATTR_TIER, decision.tier)
+        span.set_attribute(ATTR_ACTION, decision.action)
+        out = [Outgoing(self.topics.routing_decisions, decision)]
+        if decision.action in ("hold", "release_and_review", "block"):
+            task = review_task(decision, screened, policy)
+            await self.queue.enqueue(
+                task.task_id,
+                bucket=bucket_name(task.required_level, task.skills[0], task.language),
+                score=int(task.priority),
+                payload=task.model_dump_json(),
+                since_ms=int(screened.output.occurred_at.timestamp() * 1000),
+            )
+            out.append(Outgoing(self.topics.review_tasks, task))
+        return out
+
+    @staticmethod
+    def _release_of(decision: RoutingDecision, screened: ScreenedOutput) -> OutboxEntry | None:
+        if decision.action not in ("release", "release_and_review"):
+            return None
+        return _entry(auto_release(decision, screened.output.output_text))
+
+    async def on_decision(self, verdict: ReviewDecision) -> list[Outgoing]:
+        if not verdict.final or verdict.verdict == "escalate":
+            return []
+        routing = await self.store.routing(verdict.item_id)
+        if routing is None:
+            raise LookupError(f"no routing record for item {verdict.item_id}")
+        fallback = self.source.policy.fallback_for(routing.app)
+        if routing.action == "release_and_review":
+            retraction = retraction_after_review(routing, verdict, fallback)
+            if retraction is not None:
+                await self.store.stage("retraction", _entry(retraction))
+            return []
+        await self.store.stage("release", _entry(release_after_review(routing, verdict, fallback)))
+        return []
+
+    async def on_policy_update(self, update: PolicyUpdate) -> list[Outgoing]:
+        if await self.store.apply_rate(update):
+            self.live = await self.store.live()
+        return []
+
+    async def on_control(self, switch: KillSwitch) -> list[Outgoing]:
+        if await self.store.set_kill(switch.app, on=switch.on, sequence=switch.sequence):
+            log.warning(
+                "kill switch for %s turned %s by %s",
+                switch.app,
+                "on" if switch.on else "off",
+                switch.operator,
+            )
+        self.live = await self.store.live()
+        return []
+
+    async def maintain(self, alive: Callable[[], bool]) -> None:
+        """Reload the policy, refresh live inputs, escalate overdue tasks."""
+        next_sweep = 0.0
+        while alive():
+            self.source.refresh()
+            self.live = await self.store.live()
+            policy = self.source.policy
+            if time.monotonic() >= next_sweep:
+                moved = await self.queue.escalate_overdue(
+                    step_ms=int(policy.escalation.step_minutes * 60_000)
+                )
+                if moved:
+                    self.escalated += len(moved)
+                    log.info("escalated %d overdue review tasks", len(moved))
+                next_sweep = time.monotonic() + policy.escalation.sweep_seconds
+            await asyncio.sleep(LIVE_REFRESH_S)
+
+
+async def _supervise(
+    name: str, body: Callable[[Callable[[], bool]], Awaitable[None]], alive: Callable[[], bool]
+) -> None:
+    """Keep a background loop going while the broker runs; say why it stumbled."""
+    while alive():
+        try:
+            await body(alive)
+        except Exception:
+            if not alive():
+                return
+            log.exception("router %s loop failed; restarting in 1s", name)
+            await asyncio.sleep(1.0)
+
+
+async def _run_background(broker: KafkaBroker, router: Router, outbox: OutboxPublisher) -> None:
+    while not broker.running:  # noqa: ASYNC110 - the broker offers a flag, not an event
+        await asyncio.sleep(0.02)
+    router.live = await router.store.live()
+
+    def alive() -> bool:
+        return bool(broker.running)
+
+    try:
+        await asyncio.gather(
+            _supervise("outbox", outbox.run, alive),
+            _supervise("maintenance", router.maintain, alive),
+        )
+    finally:
+        with contextlib.suppress(Exception):
+            await outbox.release_lock()
 
 
 async def wire(
@@ -91,80 +210,38 @@ async def wire(
 ) -> list[BatchHop]:
     topics = settings.topics
     tracer = provider.get_tracer("hitl.router")
-    source = PolicySource(settings.policy_file)
-    state = RouterState(redis, settings.redis_prefix)
-    queue = ReviewQueue(redis, settings.redis_prefix)
+    router = Router(settings, redis)
+    outbox = OutboxPublisher(
+        broker,
+        redis,
+        settings.redis_prefix,
+        topic=topics.llm_released,
+        bootstrap=settings.kafka_bootstrap,
+        tracer=tracer,
+    )
+    task = asyncio.create_task(_run_background(broker, router, outbox))
+    _background.add(task)
+    task.add_done_callback(_background.discard)
 
-    async def on_screened(screened: ScreenedOutput) -> list[Outgoing]:
-        decision = decide(screened, source.policy)
-        span = trace.get_current_span()
-        span.set_attribute(ATTR_TIER, decision.tier)
-        span.set_attribute(ATTR_ACTION, decision.action)
-        await state.remember(decision, screened)
-        out = [Outgoing(topics.routing_decisions, decision)]
-        if decision.action in ("release", "release_and_review"):
-            payload = await state.once(
-                "release",
-                decision.item_id,
-                auto_release(decision, screened.output.output_text).model_dump_json(),
-            )
-            out.append(Outgoing(topics.llm_released, _release_from(payload)))
-        if decision.action in ("hold", "release_and_review", "block"):
-            task = review_task(decision, screened)
-            await queue.enqueue(
-                task.task_id,
-                bucket=bucket_name(task.required_level, GENERAL_SKILL, task.language),
-                score=int(task.priority),
-                payload=task.model_dump_json(),
-            )
-            out.append(Outgoing(topics.review_tasks, task))
-        return out
-
-    async def on_decision(verdict: ReviewDecision) -> list[Outgoing]:
-        if not verdict.final or verdict.verdict == "escalate":
-            return []
-        routing = await state.routing(verdict.item_id)
-        if routing is None:
-            raise LookupError(f"no routing record for item {verdict.item_id}")
-        if routing.action == "release_and_review":
-            retraction = retraction_after_review(routing, verdict)
-            if retraction is None:
-                return []
-            payload = await state.once("retraction", verdict.item_id, retraction.model_dump_json())
-            return [Outgoing(topics.llm_released, _release_from(payload))]
-        payload = await state.once(
-            "release",
-            verdict.item_id,
-            release_after_review(
-                routing, verdict, source.policy.fallback_for(routing.app)
-            ).model_dump_json(),
+    def hop(
+        topic: str, group: str, model: type, handler: Callable[..., Awaitable[list[Outgoing]]]
+    ) -> BatchHop:
+        return BatchHop(
+            broker,
+            settings,
+            tracer,
+            topic=topic,
+            group_id=group,
+            decoder=TypeAdapter(model),
+            handler=handler,
         )
-        return [Outgoing(topics.llm_released, _release_from(payload))]
 
     return [
-        BatchHop(
-            broker,
-            settings,
-            tracer,
-            topic=topics.llm_screened,
-            group_id=GROUP_ID,
-            decoder=TypeAdapter(ScreenedOutput),
-            handler=on_screened,
-        ),
-        BatchHop(
-            broker,
-            settings,
-            tracer,
-            topic=topics.review_decisions,
-            group_id=f"{GROUP_ID}-decisions",
-            decoder=TypeAdapter(ReviewDecision),
-            handler=on_decision,
-        ),
+        hop(topics.llm_screened, GROUP_ID, ScreenedOutput, router.on_screened),
+        hop(topics.review_decisions, f"{GROUP_ID}-decisions", ReviewDecision, router.on_decision),
+        hop(topics.policy_updates, f"{GROUP_ID}-policy", PolicyUpdate, router.on_policy_update),
+        hop(topics.control, f"{GROUP_ID}-control", KillSwitch, router.on_control),
     ]
-
-
-def _release_from(payload: str) -> Release | Retraction:
-    return RELEASED_ADAPTER.validate_json(payload)
 
 
 def main() -> None:

@@ -112,6 +112,13 @@ class BlockRule(_Strict):
     level: ReviewerLevel = "L3"
 
 
+class Escalation(_Strict):
+    """How often the router sweeps the queues, and the wait between two escalations."""
+
+    sweep_seconds: float = Field(default=5.0, gt=0)
+    step_minutes: float = Field(default=15.0, gt=0)
+
+
 class Policy(_Strict):
     version: str = Field(min_length=1, max_length=64)
     default_mode: DeliveryMode = "sequential"
@@ -141,6 +148,7 @@ class Policy(_Strict):
     specialist_skills: tuple[str, ...] = ()
     adaptive: Adaptive = Adaptive()
     block: tuple[BlockRule, ...] = ()
+    escalation: Escalation = Escalation()
     apps: dict[str, AppPolicy] = Field(default_factory=dict)
 
     @model_validator(mode="after")
