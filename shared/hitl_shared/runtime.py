@@ -113,7 +113,7 @@ def touch_health(settings: Settings) -> None:
 Wiring = Callable[["Settings", "KafkaBroker", Redis, TracerProvider], Awaitable[object]]
 
 
-def _hops(wired: object) -> list[Any]:
+def hops_of(wired: object) -> list[Any]:
     """The batch hops a ``wire`` returned (one, or a list)."""
     items: Iterable[object] = wired if isinstance(wired, list | tuple) else (wired,)
     return [hop for hop in items if hasattr(hop, "subscriber")]
@@ -156,7 +156,7 @@ async def run_consumer_service(
     meters = _meter_provider(settings)
     redis = Redis.from_url(settings.redis_url)
     broker = build_broker(settings, provider)
-    hops = _hops(await wire(settings, broker, redis, provider))
+    hops = hops_of(await wire(settings, broker, redis, provider))
     consumers = consumers_of(hops)
     samplers: list[Any] = [LagSampler(consumers)]
     if settings.queue_metrics:

@@ -11,7 +11,7 @@ import pytest
 
 from hitl_prescreen.app import wire as wire_prescreen
 from hitl_shared.health import Health, serve_health
-from hitl_shared.runtime import _kafka_reachable, _redis_reachable, consumers_of
+from hitl_shared.runtime import _kafka_reachable, _redis_reachable, consumers_of, hops_of
 from hitl_shared.settings import Settings
 from tests.support import running
 
@@ -88,13 +88,13 @@ async def test_not_ready_until_every_consumer_has_an_assignment():
 
 @pytest.mark.integration
 async def test_a_running_service_is_ready_once_its_group_joined(settings: Settings, redis):
-    async with running(settings, wire_prescreen, redis) as hop:
+    async with running(settings, wire_prescreen, redis) as wired:
         health = Health(
             probes={
                 "kafka": lambda: _kafka_reachable(settings),
                 "redis": lambda: _redis_reachable(settings),
             },
-            consumers=consumers_of([hop]),
+            consumers=consumers_of(hops_of(wired)),
             cache_s=0.0,
         )
         async with _serving(health) as port:

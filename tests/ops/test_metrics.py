@@ -16,6 +16,7 @@ from hitl_shared.events import LLMOutput, RoutingDecision, ScreenedOutput
 from hitl_shared.kafka import Outgoing
 from hitl_shared.metrics import HopMetrics, LagSampler, QueueSampler, record_review_decision
 from hitl_shared.queue import ReviewQueue, score_for
+from hitl_shared.runtime import hops_of
 from hitl_shared.settings import Settings
 from tests.factories import llm_output
 from tests.support import produce, read_until, running
@@ -107,7 +108,8 @@ async def test_queue_depth_and_oldest_age_per_bucket_and_tier(redis, unique):
 @pytest.mark.integration
 async def test_dead_letters_and_batch_sizes_are_counted_by_the_hop(settings: Settings, redis):
     meter, reader = _meter()
-    async with running(settings, wire_prescreen, redis) as hop:
+    async with running(settings, wire_prescreen, redis) as wired:
+        hop = next(h for h in hops_of(wired) if h.topic == settings.topics.llm_outputs)
         hop.metrics = HopMetrics(hop.topic, hop.group_id, meter=meter)
         await produce(settings, settings.topics.llm_outputs, b"{not json", key=b"bad")
         await produce(
