@@ -13,6 +13,7 @@ from hitl_review_api import routes_admin, routes_items, routes_tasks, ui
 from hitl_review_api.audit import AuditLog
 from hitl_review_api.auth import TokenStore
 from hitl_review_api.knowledge import KnowledgeBase
+from hitl_review_api.prompts.routes import router as prompts_router
 from hitl_shared.kafka import build_broker
 from hitl_shared.queue import ReviewQueue
 from hitl_shared.runtime import configure_logging
@@ -88,6 +89,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(routes_tasks.router)
     app.include_router(routes_admin.router)
     app.include_router(routes_items.router)
+    app.include_router(prompts_router)
     ui.mount(app)
     instrument_http(app)
     return app

@@ -1,0 +1,1 @@
+"""Prompt engineering under human control: registry, reviewed changes, A/B, red team."""
