@@ -255,6 +255,10 @@ async def test_release_heartbeat_and_item_record(api, redis):
         "broken_at": 3,
         "problem": "hash",
     }
+    await redis.lset(key, 3, json.dumps({**entry, "after": decision["after"]}))
+    await redis.rpop(key)  # dropping the newest entry is caught by the stored head
+    truncated = (await api.client.get(f"/api/items/{task.item_id}", headers=ADMIN)).json()
+    assert truncated["verification"]["problem"] == "truncated"
     missing = await api.client.get("/api/items/never-seen", headers=ADMIN)
     assert missing.status_code == 404
 

@@ -4,8 +4,11 @@
 ``prev_hash`` (the previous entry's hash, or 64 zeros) and ``hash`` = sha256(prev_hash +
 canonical JSON of the entry without ``hash``). Redis Lua has no SHA-256, so the hash is
 computed here and the append is a compare-and-append script that only pushes when the
-list's last hash is still the one the entry was chained to; a concurrent writer makes
-us re-chain and retry. Editing or deleting any entry afterwards breaks ``verify``.
+list's head (kept beside it in ``{ns}:audit:<item_id>:head``) and length are still the
+ones the entry was chained to; a concurrent writer makes us re-chain and retry. The head
+last seen per item is cached in-process, so an append is usually one round trip (a new
+item's head is the genesis). Editing, reordering or deleting any entry afterwards breaks
+``verify``; dropping the newest entries is caught by comparing with the stored head.
 """
 
 from __future__ import annotations
@@ -22,13 +25,18 @@ GENESIS = "0" * 64
 MAX_ATTEMPTS = 20
 
 _APPEND = """
-local last = redis.call('LINDEX', KEYS[1], -1)
-local prev = '0000000000000000000000000000000000000000000000000000000000000000'
-if last then prev = cjson.decode(last)['hash'] end
-if prev ~= ARGV[1] then return {0, prev} end
-redis.call('RPUSH', KEYS[1], ARGV[2])
-return {1, prev}
+local prev = redis.call('HGET', KEYS[2], 'hash')
+local length = redis.call('LLEN', KEYS[1])
+if not prev then
+  prev = '0000000000000000000000000000000000000000000000000000000000000000'
+  if length > 0 then prev = cjson.decode(redis.call('LINDEX', KEYS[1], -1))['hash'] end
+end
+if prev ~= ARGV[1] or length ~= tonumber(ARGV[2]) then return {0, prev, length} end
+redis.call('RPUSH', KEYS[1], ARGV[3])
+redis.call('HSET', KEYS[2], 'hash', ARGV[4])
+return {1, ARGV[4], length + 1}
 """
+HEADS_CACHED = 10_000
 
 
 def canonical(value: Any) -> str:
@@ -48,7 +56,7 @@ class Verification(BaseModel):
     problem: str | None = None
 
 
-def verify(entries: list[dict[str, Any]]) -> Verification:
+def verify(entries: list[dict[str, Any]], stored_head: str | None = None) -> Verification:
     prev = GENESIS
     for index, entry in enumerate(entries):
         body = {k: v for k, v in entry.items() if k != "hash"}
@@ -65,6 +73,10 @@ def verify(entries: list[dict[str, Any]]) -> Verification:
                 ok=False, entries=len(entries), head=prev, broken_at=index, problem="hash"
             )
         prev = entry["hash"]
+    if stored_head is not None and stored_head != prev:
+        return Verification(
+            ok=False, entries=len(entries), head=prev, broken_at=len(entries), problem="truncated"
+        )
     return Verification(ok=True, entries=len(entries), head=prev)
 
 
@@ -73,6 +85,7 @@ class AuditLog:
         self.redis = redis
         self.ns = "{" + namespace + "}"
         self._append = redis.register_script(_APPEND)
+        self._heads: dict[str, tuple[str, int]] = {}
 
     def key(self, item_id: str) -> str:
         return f"{self.ns}:audit:{item_id}"
@@ -80,9 +93,8 @@ class AuditLog:
     async def append(self, item_id: str, record: dict[str, Any]) -> dict[str, Any]:
         """Chain ``record`` after the current head; returns the stored entry."""
         key = self.key(item_id)
-        prev = await self._head(key)
+        prev, seq = self._heads.get(item_id, (GENESIS, 0))
         for _ in range(MAX_ATTEMPTS):
-            seq = int(await self.redis.llen(key))
             body = {
                 **record,
                 "item_id": item_id,
@@ -91,15 +103,30 @@ class AuditLog:
                 "prev_hash": prev,
             }
             entry = {**body, "hash": entry_hash(prev, body)}
-            stored, head = await self._append(keys=[key], args=[prev, canonical(entry)])
+            stored, head, length = await self._append(
+                keys=[key, f"{key}:head"], args=[prev, seq, canonical(entry), entry["hash"]]
+            )
+            prev, seq = (head.decode() if isinstance(head, bytes) else str(head)), int(length)
+            self._remember(item_id, prev, seq)
             if int(stored) == 1:
                 return entry
-            prev = head.decode() if isinstance(head, bytes) else str(head)
         raise RuntimeError(f"audit append for {item_id} kept racing; gave up")
 
-    async def _head(self, key: str) -> str:
-        last = await self.redis.lindex(key, -1)
-        return str(json.loads(last)["hash"]) if last else GENESIS
+    def _remember(self, item_id: str, head: str, length: int) -> None:
+        self._heads.pop(item_id, None)
+        self._heads[item_id] = (head, length)
+        if len(self._heads) > HEADS_CACHED:
+            self._heads.pop(next(iter(self._heads)))
 
     async def entries(self, item_id: str) -> list[dict[str, Any]]:
         return [json.loads(raw) for raw in await self.redis.lrange(self.key(item_id), 0, -1)]
+
+    async def checked(self, item_id: str) -> tuple[list[dict[str, Any]], Verification]:
+        """The entries and their verification against the stored head."""
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.lrange(self.key(item_id), 0, -1)
+            pipe.hget(f"{self.key(item_id)}:head", "hash")
+            raws, head = await pipe.execute()
+        entries = [json.loads(raw) for raw in raws]
+        stored = head.decode() if isinstance(head, bytes) else head
+        return entries, verify(entries, stored if entries else None)

@@ -11,12 +11,14 @@ import json
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 
 from hitl_shared.events import ReviewDecision, ReviewTask
 
-KEEP = 200
+KEEP = 20  # per app, use case and flag category
 SHOW = 5
 EXCERPT = 280
+NO_FLAGS = "_none"
 
 
 class KnowledgeBase:
@@ -24,33 +26,48 @@ class KnowledgeBase:
         self.redis = redis
         self.ns = "{" + namespace + "}"
 
-    def _key(self, task: ReviewTask) -> str:
+    def _keys(self, task: ReviewTask) -> list[str]:
+        """One short list per flag category, so a lookup reads a bounded few entries."""
         output = task.screened.output
-        return f"{self.ns}:kb:{output.app}:{output.use_case}"
+        categories = sorted({f.category for f in task.screened.flags}) or [NO_FLAGS]
+        return [f"{self.ns}:kb:{output.app}:{output.use_case}:{c}" for c in categories[:4]]
 
-    async def remember(self, task: ReviewTask, decision: ReviewDecision) -> None:
-        summary = {
-            "item_id": task.item_id,
-            "verdict": decision.verdict,
-            "labels": list(decision.labels),
-            "reason": decision.reason,
-            "categories": sorted({f.category for f in task.screened.flags}),
-            "excerpt": task.screened.output.output_text[:EXCERPT],
-            "decided_by": decision.reviewer_id,
-            "at": decision.occurred_at.isoformat(),
-        }
-        key = self._key(task)
-        async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.lpush(key, json.dumps(summary, ensure_ascii=False))
-            pipe.ltrim(key, 0, KEEP - 1)
-            await pipe.execute()
-
-    async def similar(self, task: ReviewTask) -> list[dict[str, Any]]:
-        mine = {f.category for f in task.screened.flags}
-        raws = await self.redis.lrange(self._key(task), 0, KEEP - 1)
-        cases = [json.loads(r) for r in raws]
-        cases = [c for c in cases if c["item_id"] != task.item_id]
-        ranked = sorted(
-            enumerate(cases), key=lambda ic: (-len(mine & set(ic[1]["categories"])), ic[0])
+    def remember(self, pipe: Pipeline, task: ReviewTask, decision: ReviewDecision) -> None:
+        """Queue the writes on the caller's pipeline (one round trip with its other writes)."""
+        summary = json.dumps(
+            {
+                "item_id": task.item_id,
+                "verdict": decision.verdict,
+                "labels": list(decision.labels),
+                "reason": decision.reason,
+                "categories": sorted({f.category for f in task.screened.flags}),
+                "excerpt": task.screened.output.output_text[:EXCERPT],
+                "decided_by": decision.reviewer_id,
+                "at": decision.occurred_at.isoformat(),
+            },
+            ensure_ascii=False,
         )
-        return [case for _, case in ranked[:SHOW]]
+        for key in self._keys(task):
+            pipe.lpush(key, summary)
+            pipe.ltrim(key, 0, KEEP - 1)
+
+    def lookup(self, pipe: Pipeline, task: ReviewTask) -> int:
+        """Queue the reads on the caller's pipeline; returns how many results to pass back."""
+        keys = self._keys(task)
+        for key in keys:
+            pipe.lrange(key, 0, SHOW - 1)
+        return len(keys)
+
+    def similar(self, task: ReviewTask, lists: list[list[bytes]]) -> list[dict[str, Any]]:
+        """Recent final decisions sharing the most flag categories with this task."""
+        mine = {f.category for f in task.screened.flags}
+        seen: dict[str, tuple[int, int, dict[str, Any]]] = {}
+        for raws in lists:
+            for recency, raw in enumerate(raws):
+                case = json.loads(raw)
+                if case["item_id"] == task.item_id or case["item_id"] in seen:
+                    continue
+                overlap = len(mine & set(case["categories"]))
+                seen[case["item_id"]] = (-overlap, recency, case)
+        ranked = sorted(seen.values(), key=lambda entry: entry[:2])
+        return [case for _, _, case in ranked[:SHOW]]

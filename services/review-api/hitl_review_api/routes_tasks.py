@@ -21,6 +21,7 @@ from redis.asyncio import Redis
 from hitl_review_api.auth import Caller, Principal, reviewer_only
 from hitl_review_api.highlight import segments
 from hitl_review_api.review import approvals_needed, current_text, outcome
+from hitl_review_api.routes_items import review_item_key
 from hitl_shared.events import ReviewDecision, ReviewTask, Severity, TaxonomyLabel
 from hitl_shared.queue import ReviewQueue
 from hitl_shared.settings import Settings
@@ -64,11 +65,6 @@ def decisions_key(queue: ReviewQueue, task_id: str) -> str:
     return f"{queue.ns}:task-decisions:{task_id}"
 
 
-async def prior_decisions(redis: Redis, queue: ReviewQueue, task_id: str) -> list[ReviewDecision]:
-    raws = await redis.lrange(decisions_key(queue, task_id), 0, -1)
-    return [ReviewDecision.model_validate_json(r) for r in raws]
-
-
 def _actor(who: Principal) -> dict[str, Any]:
     return {"actor": who.reviewer_id, "role": who.role, "level": who.level}
 
@@ -86,8 +82,17 @@ async def claim(who: Caller, request: Request) -> Response:
     if got is None:
         return Response(status_code=status.HTTP_204_NO_CONTENT)
     task = ReviewTask.model_validate_json(got.payload)
-    prior = await prior_decisions(st.redis, st.queue, got.task_id)
     output = task.screened.output
+    async with st.redis.pipeline(transaction=False) as pipe:
+        pipe.lrange(decisions_key(st.queue, got.task_id), 0, -1)
+        st.knowledge.lookup(pipe, task)
+        shown = review_item_key(st.queue.ns, task.item_id)
+        pipe.hsetnx(shown, "screened", task.screened.model_dump_json())
+        pipe.hsetnx(shown, "decision", task.decision.model_dump_json())
+        pipe.expire(shown, KEEP_SECONDS * 4)
+        raw_prior, *lists = (await pipe.execute())[:-3]
+    prior = [ReviewDecision.model_validate_json(r) for r in raw_prior]
+    similar = st.knowledge.similar(task, lists)
     await st.audit.append(
         task.item_id,
         {**_actor(who), "action": "claim", "task_id": got.task_id, "fence": got.fence},
@@ -102,7 +107,7 @@ async def claim(who: Caller, request: Request) -> Response:
         "current_text": current_text(task, prior),
         "approvals_needed": approvals_needed(task),
         "previous_decisions": [d.model_dump(mode="json") for d in prior],
-        "similar_cases": await st.knowledge.similar(task),
+        "similar_cases": similar,
     }
     return Response(content=json.dumps(body, ensure_ascii=False), media_type="application/json")
 
@@ -148,15 +153,20 @@ async def decide(task_id: TaskId, body: DecisionIn, who: Caller, request: Reques
     redis: Redis = st.redis
     settings: Settings = st.settings
     done_key = f"{queue.ns}:decided:{task_id}:{body.fence}"
-    if (previous := await redis.get(done_key)) is not None:
+    async with redis.pipeline(transaction=False) as pipe:
+        pipe.get(done_key)
+        pipe.hgetall(f"{queue.ns}:task:{task_id}")
+        pipe.lrange(decisions_key(queue, task_id), 0, -1)
+        previous, raw_task, raw_prior = await pipe.execute()
+    if previous is not None:
         return DecisionOut(**{**json.loads(previous), "status": "already_recorded"})
     if not await queue.renew(
         task_id, reviewer.reviewer_id, body.fence, lease_seconds=settings.lease_seconds
     ):
         raise HTTPException(status.HTTP_409_CONFLICT, "lease not held by you")
-    held = await queue.task(task_id)
+    held = {_text(k): _text(v) for k, v in raw_task.items()}
     task = ReviewTask.model_validate_json(held["payload"])
-    prior = await prior_decisions(redis, queue, task_id)
+    prior = [ReviewDecision.model_validate_json(r) for r in raw_prior]
     before = current_text(task, prior)
     result = outcome(
         task,
@@ -217,6 +227,7 @@ async def decide(task_id: TaskId, body: DecisionIn, who: Caller, request: Reques
         await redis.delete(done_key)  # let the reviewer retry the same submit
         log.error("publishing decision for %s failed: %s", task_id, exc)
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "broker unavailable") from exc
+    # the decision list is written before the task can be claimed again (second approver)
     await _record(st, who, task, decision, before, result.next_step)
     if result.final:
         await queue.complete(task_id, reviewer.reviewer_id, body.fence)
@@ -268,6 +279,10 @@ async def _record(
         pipe.hincrbyfloat(
             f"{queue.ns}:workload:{who.reviewer_id}", "time_spent_s", decision.time_spent_s
         )
+        if decision.final:
+            st.knowledge.remember(pipe, task, decision)
         await pipe.execute()
-    if decision.final:
-        await st.knowledge.remember(task, decision)
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
