@@ -7,16 +7,25 @@ version only on a significant difference, and says so when there is too little d
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from hitl_feedback.annotations import Annotation
 from hitl_feedback.metrics import select, settled
 from hitl_feedback.stats import compare_proportions
 
-METRICS = {
-    "error_rate": lambda a: a.is_error,
-    "modification_rate": lambda a: a.verdict == "edit",
+
+def _is_error(annotation: Annotation) -> bool:
+    return annotation.is_error
+
+
+def _is_edit(annotation: Annotation) -> bool:
+    return annotation.verdict == "edit"
+
+
+METRICS: dict[str, Callable[[Annotation], bool]] = {
+    "error_rate": _is_error,
+    "modification_rate": _is_edit,
 }
 
 

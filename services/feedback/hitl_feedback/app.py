@@ -4,20 +4,21 @@ knowledge base, OpenTelemetry metrics and policy updates for the router."""
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from faststream.kafka import KafkaBroker
 from opentelemetry.sdk.trace import TracerProvider
 from pydantic import TypeAdapter
 from redis.asyncio import Redis
 
-from hitl_feedback.annotations import annotate, prompt_of
+from hitl_feedback.annotations import UNKNOWN, annotate, prompt_of
 from hitl_feedback.config import FeedbackConfig
 from hitl_feedback.metrics import catch_value
 from hitl_feedback.otel import FeedbackInstruments, configure_metrics
 from hitl_feedback.sampling import due, policy_update
 from hitl_feedback.store import FeedbackStore
 from hitl_shared.events import RELEASED_ADAPTER, Release, Retraction, ReviewDecision, UserFeedback
-from hitl_shared.kafka import BatchHop, Outgoing
+from hitl_shared.kafka import BatchHop, Handler, Outgoing
 from hitl_shared.runtime import run_consumer_service
 from hitl_shared.settings import Settings
 
@@ -46,6 +47,8 @@ async def wire(
         evidence = ingested.evidence
         if evidence is None or annotation.tier is None or not due(evidence, config):
             return []
+        if UNKNOWN in (annotation.app, annotation.use_case):
+            return []  # no segment to steer
         update = policy_update(
             annotation.app, annotation.use_case, annotation.tier, evidence, config
         )
@@ -61,7 +64,7 @@ async def wire(
         await store.count_release(event)
         return []
 
-    def hop(topic: str, group: str, decoder: TypeAdapter[object], handler: object) -> BatchHop:
+    def hop(topic: str, group: str, decoder: TypeAdapter[Any], handler: Handler) -> BatchHop:
         return BatchHop(
             broker,
             settings,
@@ -69,7 +72,7 @@ async def wire(
             topic=topic,
             group_id=group,
             decoder=decoder,
-            handler=handler,  # type: ignore[arg-type]
+            handler=handler,
         )
 
     return [

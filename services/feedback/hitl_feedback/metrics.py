@@ -203,7 +203,7 @@ def learning(annotations: Sequence[Annotation], window_s: float) -> dict[str, An
     for a in settled(annotations):
         windows[int(a.occurred_at.timestamp() // window_s)].append(a)
     seen: set[tuple[str, str, str]] = set()
-    rows = []
+    rows: list[dict[str, Any]] = []
     for index in sorted(windows):
         group = windows[index]
         keys_here: set[tuple[str, str, str]] = set()

@@ -8,7 +8,7 @@ textbook values in the tests.
 from __future__ import annotations
 
 import math
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import permutations
@@ -37,14 +37,14 @@ def krippendorff_alpha_nominal(units: Iterable[Sequence[Hashable]]) -> float | N
     ``units`` holds the values assigned to each unit (item); units with fewer than two
     values are not pairable and are left out, as in Krippendorff (2011).
     """
-    coincidence: Counter[tuple[Hashable, Hashable]] = Counter()
+    coincidence: defaultdict[tuple[Hashable, Hashable], float] = defaultdict(float)
     for values in units:
         m = len(values)
         if m < 2:
             continue
         for i, j in permutations(range(m), 2):
             coincidence[(values[i], values[j])] += 1.0 / (m - 1)
-    totals: Counter[Hashable] = Counter()
+    totals: defaultdict[Hashable, float] = defaultdict(float)
     for (c, _), weight in coincidence.items():
         totals[c] += weight
     n = sum(totals.values())

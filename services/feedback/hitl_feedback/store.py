@@ -12,6 +12,7 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import cast
 
 from redis.asyncio import Redis
 
@@ -150,9 +151,9 @@ class FeedbackStore:
     def segment_key(self, segment: str) -> str:
         return f"{self.ns}:fb:segment:{segment}"
 
-    async def screened_json(self, item_id: str) -> bytes | None:
+    async def screened_json(self, item_id: str) -> bytes | str | None:
         """The router's stored ScreenedOutput for the item (carries the prompt)."""
-        raw: bytes | None = await self.redis.hget(f"{self.ns}:item:{item_id}", "screened")
+        raw: bytes | str | None = await self.redis.hget(f"{self.ns}:item:{item_id}", "screened")
         return raw
 
     async def ingest(self, annotation: Annotation, window: int) -> Ingested:
@@ -218,7 +219,7 @@ class FeedbackStore:
         """Annotations in time order; a window reads only its slice of the time index."""
         low = since.timestamp() if since else "-inf"
         high = f"({until.timestamp()!r}" if until else "+inf"
-        ids = await self.redis.zrangebyscore(self.time_index_key, low, high)
+        ids = cast(list[bytes], await self.redis.zrangebyscore(self.time_index_key, low, high))
         loaded: list[Annotation] = []
         for start in range(0, len(ids), LOAD_CHUNK):
             chunk = ids[start : start + LOAD_CHUNK]
