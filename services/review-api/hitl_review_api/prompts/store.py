@@ -126,7 +126,7 @@ async def read_events(settings: Settings, *, timeout_s: float = 30.0) -> list[Pr
         await consumer.seek_to_beginning(*partitions)
         ends = await consumer.end_offsets(partitions)
         async with asyncio.timeout(timeout_s):
-            while any(await consumer.position(tp) < ends[tp] for tp in partitions):
+            while [tp for tp in partitions if await consumer.position(tp) < ends[tp]]:
                 batches = await consumer.getmany(timeout_ms=200)
                 for records in batches.values():
                     for record in records:
