@@ -57,3 +57,27 @@ def test_prohibited_terms_apply_to_their_app_and_to_all_apps():
     ]
     assert spans(det, text, app="support-bot") == []
     assert spans(det, "ways to end your life", app="x") == [("self_harm", "ways to end your life")]
+
+
+def test_the_skip_bound_never_hides_a_sentence_that_reaches_the_threshold():
+    model = load_model()
+    sentences = [
+        *TOXIC_SAMPLES,
+        "Open Settings, choose Billing, and edit the address field.",
+        "You can kill the process with kill -9 if it hangs.",
+    ]
+    for threshold in (0.5, 0.8, 0.95):
+        for sentence in sentences:
+            counts = Counter(TOKEN.findall(sentence.lower()))
+            if model.probability(counts) >= threshold:
+                assert model.may_reach(counts, threshold), (sentence, threshold)
+
+
+TOXIC_SAMPLES = [
+    "you are an idiot",
+    "Shut up and read the docs, moron.",
+    "What the hell is this garbage, seriously",
+    "This is the dumbest fucking question I've seen today.",
+    "Stop whining, you pathetic loser.",
+    "damn it",
+]

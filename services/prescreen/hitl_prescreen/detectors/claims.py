@@ -10,6 +10,7 @@ its own span.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -60,8 +61,16 @@ def _normalise(text: str) -> str:
     return " ".join(text.lower().replace(",", "").split())
 
 
-def _number_key(raw: str) -> str:
-    return raw.replace(",", "").replace(" ", "").lower()
+@lru_cache(maxsize=1024)
+def _evidence(documents: tuple[str, ...], prompt: str) -> tuple[str, frozenset[str]]:
+    """Normalised text of the documents and prompt, and the numbers in it (cached: the
+    same retrieved documents come back for many answers)."""
+    corpus = _normalise(" ".join((*documents, prompt)))
+    numbers = frozenset(
+        n.group().lstrip("$€£¥").replace(",", "").rstrip("%").strip()
+        for n in _NUMBER.finditer(corpus)
+    )
+    return corpus, numbers
 
 
 def _vocabulary() -> frozenset[str]:
@@ -89,11 +98,7 @@ class ClaimsDetector:
         if not output.context:
             return []
         text = output.output_text
-        corpus = _normalise(" ".join([d.text for d in output.context] + [output.prompt]))
-        numbers = {
-            n.group().lstrip("$€£¥").replace(",", "").rstrip("%").strip()
-            for n in _NUMBER.finditer(corpus)
-        }
+        corpus, numbers = _evidence(tuple(d.text for d in output.context), output.prompt)
         flags: list[Flag] = []
         taken: list[tuple[int, int]] = []
 

@@ -33,6 +33,12 @@ HEDGES = re.compile(
 )
 
 
+_HEDGE_HINTS = (
+    "wrong", "sure", "certain", "confident", "remember", "confirm", "verify", "double",
+    "believe", "think", "quote", "knowledge", "mistaken",
+)  # fmt: skip
+
+
 class ConfidenceDetector:
     name = "confidence"
 
@@ -71,7 +77,8 @@ class ConfidenceDetector:
                         f"{self.config.mean_logprob_threshold:.2f}",
                     )
                 )
-        if self.config.hedges:
+        lowered = output.output_text.lower()
+        if self.config.hedges and any(h in lowered for h in _HEDGE_HINTS):
             for m in HEDGES.finditer(output.output_text):
                 flags.append(
                     make_flag(

@@ -1,9 +1,10 @@
 """Similarity to known edge cases from the knowledge base the feedback service grows.
 
-Texts are compared by character 5-gram shingles (hashed to ints) and Jaccard
-similarity, through an inverted index so the cost per item grows with the item's
-length, not with the size of the knowledge base. The index is built by the wiring from
-the Redis hash and cached briefly; this module stays pure.
+Texts are compared by word 3-gram shingles (hashed to ints) and Jaccard similarity.
+An inverted index over the rarer shingles picks a few candidate cases, and only those
+are scored exactly, so the cost per item grows with the item's length, not with the
+size of the knowledge base. The index is built by the wiring from the Redis hash and
+cached briefly; this module stays pure.
 """
 
 from __future__ import annotations
@@ -19,8 +20,12 @@ from pydantic import BaseModel, ConfigDict, Field
 from hitl_prescreen.detectors.base import ScreenContext, make_flag
 from hitl_shared.events import Flag, LLMOutput
 
-SHINGLE = 5
+SHINGLE = 3  # words
 MAX_CHARS = 4000  # long outputs are compared on their opening part
+COMMON_POSTING = 64  # shingles shared by more cases than this do not pick candidates
+CANDIDATES = 16
+SAMPLE_ABOVE = 64  # shingles; shorter texts look up every shingle
+_WORD = re.compile(r"\w+")
 
 
 class EdgeCaseConfig(BaseModel):
@@ -33,11 +38,11 @@ class EdgeCaseConfig(BaseModel):
 
 
 def shingles(text: str) -> frozenset[int]:
-    """Hashed character n-grams of the normalised text (case and spacing ignored)."""
-    norm = " ".join(re.findall(r"\w+", text[:MAX_CHARS].lower()))
-    if len(norm) <= SHINGLE:
-        return frozenset({hash(norm)}) if norm else frozenset()
-    return frozenset(hash(norm[i : i + SHINGLE]) for i in range(len(norm) - SHINGLE + 1))
+    """Hashed word n-grams of the text (case, punctuation and spacing ignored)."""
+    words = _WORD.findall(text[:MAX_CHARS].lower())
+    if len(words) <= SHINGLE:
+        return frozenset({hash(tuple(words))}) if words else frozenset()
+    return frozenset(map(hash, zip(*(words[i:] for i in range(SHINGLE)), strict=False)))
 
 
 @dataclass(frozen=True)
@@ -71,7 +76,7 @@ class EdgeCaseIndex:
     """Inverted index from shingle to the cases that contain it."""
 
     cases: dict[str, EdgeCase] = field(default_factory=dict)
-    sizes: dict[str, int] = field(default_factory=dict)
+    grams: dict[str, frozenset[int]] = field(default_factory=dict)
     postings: dict[int, list[str]] = field(default_factory=dict)
 
     @classmethod
@@ -82,7 +87,7 @@ class EdgeCaseIndex:
             if not grams:
                 continue
             index.cases[case.case_id] = case
-            index.sizes[case.case_id] = len(grams)
+            index.grams[case.case_id] = grams
             for gram in grams:
                 index.postings.setdefault(gram, []).append(case.case_id)
         return index
@@ -93,13 +98,21 @@ class EdgeCaseIndex:
         if not grams or not self.cases:
             return []
         shared: Counter[str] = Counter()
+        postings = self.postings
+        # Long texts pick candidates from a fixed quarter of their shingles (the same
+        # choice for every text, so near-duplicates share it); scores use all of them.
+        sampled = len(grams) > SAMPLE_ABOVE
         for gram in grams:
-            ids = self.postings.get(gram)
-            if ids:
+            if sampled and gram & 3:
+                continue
+            ids = postings.get(gram)
+            if ids and len(ids) <= COMMON_POSTING:
                 shared.update(ids)
         found = []
-        for case_id, common in shared.items():
-            score = common / (len(grams) + self.sizes[case_id] - common)
+        for case_id, _ in shared.most_common(CANDIDATES):
+            theirs = self.grams[case_id]
+            common = len(grams & theirs)
+            score = common / (len(grams) + len(theirs) - common)
             if score >= threshold:
                 found.append((self.cases[case_id], score))
         return sorted(found, key=lambda pair: pair[1], reverse=True)

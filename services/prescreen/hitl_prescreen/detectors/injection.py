@@ -10,6 +10,7 @@ instruction's payload (a quoted phrase, a URL, an email) turning up in the outpu
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 from pydantic import BaseModel, ConfigDict
 
@@ -48,14 +49,15 @@ _REVEAL = re.compile(
     _I | re.MULTILINE,
 )
 _MARKERS = re.compile(
-    r"(?-i:\bDAN)\s*(?:mode|:)|\[\s*(?:🔓\s*)?JAILBREAK\s*\]|\bDo\s+Anything\s+Now\b|"
+    r"\[\s*(?:🔓\s*)?JAILBREAK\s*\]|\bDo\s+Anything\s+Now\b|"
     r"\bdeveloper\s+mode\s+(?:enabled|activated|output)\b|\bjailbr(?:oken|eak)\s+mode\b|"
     r"\bI\s+(?:have|am\s+now\s+free\s+of)\s+no\s+(?:restrictions|limits|filters)\b|"
-    r"\bI\s+have\s+been\s+PWNED\b|\bPWNED\b|"
-    r"\bwithout\s+any\s+(?:ethical|moral)\s+(?:guidelines|restrictions|constraints)\b|"
-    r"(?-i:\b(?:AIM|STAN|DUDE))\s*:",
+    r"\bI\s+have\s+been\s+PWNED\b|"
+    r"\bwithout\s+any\s+(?:ethical|moral)\s+(?:guidelines|restrictions|constraints)\b",
     _I,
 )
+# Persona names are only markers in capitals ("DAN:", not "Dan:").
+_PERSONAS = re.compile(r"\b(?:DAN\s*(?:[Mm]ode|:)|(?:AIM|STAN|DUDE)\s*:|PWNED)")
 # Sentences in retrieved documents that address the model rather than the reader.
 _PLANTED = re.compile(
     r"(?:ignore|disregard)\s+(?:all\s+|any\s+)?(?:previous|prior|above|other)\s+"
@@ -83,6 +85,23 @@ _PAYLOAD = re.compile(
 )
 
 
+_OVERRIDE_HINTS = ("ignor", "disregard", "forget", "overrid", "bypass", "lifted", "disabled")
+_REVEAL_HINTS = (
+    "prompt", "instruction", "everything above", "i was instructed", "i was told",
+    "i was programmed",
+)  # fmt: skip
+_MARKER_HINTS = (
+    "jailbr", "anything now", "developer mode", "no restrictions", "no limits",
+    "no filters", "pwned", "ethical", "moral",
+)  # fmt: skip
+_PERSONA_HINTS = ("DAN", "AIM", "STAN", "DUDE", "PWNED")
+_PLANTED_HINTS = (
+    "ignore", "disregard", "must", "should", "shall", "instructed", "need to", "summari",
+    "answering", "responding", "system", "assistant", "instruction",
+)  # fmt: skip
+
+
+@lru_cache(maxsize=4096)
 def planted_payloads(document: str) -> tuple[list[str], list[str]]:
     """What instruction-like sentences of a document ask for.
 
@@ -91,6 +110,9 @@ def planted_payloads(document: str) -> tuple[list[str], list[str]]:
     """
     payloads: list[str] = []
     clauses: list[str] = []
+    lowered = document.lower()
+    if not any(h in lowered for h in _PLANTED_HINTS):
+        return payloads, clauses
     for sentence in _SENTENCES.finditer(document):
         if not _PLANTED.search(sentence.group()):
             continue
@@ -116,6 +138,10 @@ def clause_echo(clause: str, text: str) -> tuple[int, int] | None:
     return words[hits[0]].start(), words[hits[-1] + SHINGLE - 1].end()
 
 
+def _hinted(lowered: str, hints: tuple[str, ...]) -> bool:
+    return any(h in lowered for h in hints)
+
+
 class InjectionDetector:
     name = "injection"
 
@@ -129,8 +155,16 @@ class InjectionDetector:
 
     def detect(self, output: LLMOutput, context: ScreenContext) -> list[Flag]:
         text = output.output_text
+        lowered = text.lower()
         flags: list[Flag] = []
-        for m in _OVERRIDE.finditer(text):
+        overrides = _OVERRIDE.finditer(text) if _hinted(lowered, _OVERRIDE_HINTS) else ()
+        reveals = _REVEAL.finditer(text) if _hinted(lowered, _REVEAL_HINTS) else ()
+        markers = [
+            *(_MARKERS.finditer(text) if _hinted(lowered, _MARKER_HINTS) else ()),
+            *(_PERSONAS.finditer(text) if _hinted(text, _PERSONA_HINTS) else ()),
+        ]
+        markers.sort(key=lambda m: m.start())
+        for m in overrides:
             flags.append(
                 self._flag(
                     "instruction_override",
@@ -140,7 +174,7 @@ class InjectionDetector:
                     "Output repeats or announces an instruction override",
                 )
             )
-        for m in _REVEAL.finditer(text):
+        for m in reveals:
             flags.append(
                 self._flag(
                     "system_prompt_leak",
@@ -150,7 +184,7 @@ class InjectionDetector:
                     "Output appears to reveal its system prompt or instructions",
                 )
             )
-        for m in _MARKERS.finditer(text):
+        for m in markers:
             flags.append(
                 self._flag(
                     "jailbreak_marker",

@@ -66,7 +66,11 @@ _EMAIL = re.compile(
 )
 _NOT_EMAIL_TLDS = frozenset({"png", "jpg", "jpeg", "gif", "svg", "webp", "js", "css", "py"})
 _IPV4 = re.compile(r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?!\.?\d)(?!\w)", re.ASCII)
-_IPV6 = re.compile(r"(?<![\w:])[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7}(?![\w:])", re.ASCII)
+_IPV6 = re.compile(
+    r"(?<![\w:])(?=[0-9A-Fa-f]{0,4}:[0-9A-Fa-f]{0,4}:)[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7}"
+    r"(?![\w:])",
+    re.ASCII,
+)
 _VERSION_CONTEXT = re.compile(r"(?i)(?:\bv|version|build|release|ver\.?|firmware)\s*$")
 _PHONE = re.compile(
     r"(?<![\w+.,/-])\(?(?:\+|00)?\(?\d[\d \-.()/]{5,22}\d(?![\w/]|[.,]\d)", re.ASCII
@@ -195,6 +199,8 @@ def _in_url(text: str, start: int) -> bool:
 
 
 def _emails(text: str) -> Iterator[_Hit]:
+    if "@" not in text:
+        return
     for m in _EMAIL.finditer(text):
         tld = m.group().rsplit(".", 1)[-1].lower()
         if tld in _NOT_EMAIL_TLDS or _in_url(text, m.start()):
@@ -215,7 +221,7 @@ def _ips(text: str, config: PiiConfig) -> Iterator[_Hit]:
         hit = _ip_hit(address, m.start(), m.end(), config)
         if hit:
             yield hit
-    for m in _IPV6.finditer(text):
+    for m in _IPV6.finditer(text) if "::" in text or text.count(":") >= 7 else ():
         candidate = m.group()
         if "::" not in candidate and candidate.count(":") != 7:
             continue
@@ -296,8 +302,11 @@ def _looks_formatted(candidate: str) -> bool:
     return candidate.startswith(("+", "00", "(")) or bool(re.search(r"\d[ \-.)/]+\d", candidate))
 
 
-def _phones(text: str, config: PiiConfig) -> Iterator[_Hit]:
+def _phones(text: str, config: PiiConfig, taken: list[tuple[int, int]]) -> Iterator[_Hit]:
+    """Phone numbers outside spans already taken by more specific findings."""
     for m in _PHONE.finditer(text):
+        if any(m.start() < b and a < m.end() for a, b in taken):
+            continue  # part of a card, IBAN, SSN or IP address found before
         candidate = m.group()
         # A closing parenthesis may end the match only when it opened inside it.
         if candidate.count("(") < candidate.count(")"):
@@ -336,15 +345,15 @@ class PiiDetector:
 
     def hits(self, text: str) -> list[_Hit]:
         wanted = set(self.config.categories)
+        taken: list[tuple[int, int]] = []
         producers: list[tuple[str, Iterator[_Hit]]] = [
             ("payment_card", _cards(text)),
             ("iban", _ibans(text)),
             ("us_ssn", _ssns(text)),
             ("email", _emails(text)),
             ("ip_address", _ips(text, self.config)),
-            ("phone", _phones(text, self.config)),
+            ("phone", _phones(text, self.config, taken)),
         ]
-        taken: list[tuple[int, int]] = []
         found: list[_Hit] = []
         for category, produced in producers:
             if category not in wanted:

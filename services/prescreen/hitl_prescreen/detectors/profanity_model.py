@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 
 TOKEN = re.compile(r"\b\w\w+\b")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class LinearProfanityModel:
     """idf and per-fold weights by term, plus per-fold intercepts and calibrations."""
 
@@ -25,19 +26,51 @@ class LinearProfanityModel:
     weights: dict[str, tuple[float, ...]]
     intercepts: tuple[float, ...]
     calibrations: tuple[tuple[float, float], ...]
+    positive_sq: dict[str, float]  # max(0, largest fold weight) squared, per term
+
+    def ceiling(self, bound: float) -> float:
+        """The probability a text reaches when every fold's decision is ``bound`` above its
+        intercept: the most any text whose weight bound is ``bound`` can score."""
+        total = 0.0
+        for (a, b), intercept in zip(self.calibrations, self.intercepts, strict=True):
+            total += 1.0 / (1.0 + math.exp(a * (bound + intercept) + b))
+        return total / len(self.intercepts)
+
+    @lru_cache(maxsize=16)  # noqa: B019 - one model per process, a few thresholds
+    def reach_sq(self, threshold: float) -> float:
+        """Squared weight bound below which no text can score ``threshold`` or more.
+
+        By Cauchy-Schwarz a fold's decision exceeds its intercept by at most the norm of
+        the text's positive weights, so a sentence whose terms' summed ``positive_sq``
+        stays under this value cannot reach ``threshold`` and need not be scored.
+        """
+        low, high = 0.0, 100.0
+        for _ in range(60):
+            mid = (low + high) / 2
+            if self.ceiling(mid) < threshold:
+                low = mid
+            else:
+                high = mid
+        return low * low
+
+    def may_reach(self, terms: Iterable[str], threshold: float) -> bool:
+        positive_sq = self.positive_sq
+        return sum(positive_sq.get(t, 0.0) for t in terms) >= self.reach_sq(threshold)
 
     def probability(self, counts: dict[str, int]) -> float:
         """P(profane) for a bag of lower-cased tokens, as ``predict_prob`` computes it."""
         norm_sq = 0.0
         folds = len(self.intercepts)
         dots = [0.0] * folds
+        idf_of = self.idf
+        weights_of = self.weights
         for term, count in counts.items():
-            idf = self.idf.get(term)
+            idf = idf_of.get(term)
             if idf is None:
                 continue
             value = count * idf
             norm_sq += value * value
-            for k, w in enumerate(self.weights[term]):
+            for k, w in enumerate(weights_of[term]):
                 dots[k] += value * w
         norm = math.sqrt(norm_sq) or 1.0
         total = 0.0
@@ -76,6 +109,7 @@ def load_model() -> LinearProfanityModel:
     return LinearProfanityModel(
         idf=idf,
         weights=weights,
+        positive_sq={term: max(0.0, *w) ** 2 for term, w in weights.items()},
         intercepts=tuple(float(fold.estimator.intercept_[0]) for fold in folds),
         calibrations=tuple(
             (float(fold.calibrators[0].a_), float(fold.calibrators[0].b_)) for fold in folds

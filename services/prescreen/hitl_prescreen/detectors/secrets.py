@@ -36,6 +36,7 @@ class _Pattern:
     label: str
     group: int = 0
     valid: Callable[[str], bool] | None = None
+    hints: tuple[str, ...] = ()  # lower-case literals one of which every match contains
 
 
 def _jwt_valid(token: str) -> bool:
@@ -74,6 +75,7 @@ _PATTERNS: tuple[_Pattern, ...] = (
         "critical",
         0.99,
         "Private key block",
+        hints=("private key",),
     ),
     _Pattern(
         "aws_access_key",
@@ -81,6 +83,7 @@ _PATTERNS: tuple[_Pattern, ...] = (
         "critical",
         0.98,
         "AWS access key id",
+        hints=("akia", "asia", "abia", "acca", "a3t"),
     ),
     _Pattern(
         "aws_secret_key",
@@ -91,6 +94,7 @@ _PATTERNS: tuple[_Pattern, ...] = (
         "critical",
         0.95,
         "AWS secret access key",
+        hints=("secret",),
         group=1,
         valid=lambda v: bool(re.search(r"[A-Z]", v) and re.search(r"[a-z]", v)),
     ),
@@ -100,6 +104,7 @@ _PATTERNS: tuple[_Pattern, ...] = (
         "critical",
         0.97,
         "API secret key (sk-)",
+        hints=("sk-",),
         valid=lambda v: bool(re.search(r"\d", v) and re.search(r"[A-Za-z]{2}", v[3:])),
     ),
     _Pattern(
@@ -108,6 +113,7 @@ _PATTERNS: tuple[_Pattern, ...] = (
         "critical",
         0.97,
         "Stripe secret key",
+        hints=("k_live_", "k_test_"),
     ),
     _Pattern(
         "api_token",
@@ -115,6 +121,7 @@ _PATTERNS: tuple[_Pattern, ...] = (
         "critical",
         0.98,
         "GitHub token",
+        hints=("gho_", "ghp_", "ghu_", "ghs_", "ghr_", "github_pat_"),
     ),
     _Pattern(
         "api_token",
@@ -122,6 +129,7 @@ _PATTERNS: tuple[_Pattern, ...] = (
         "critical",
         0.97,
         "Slack token",
+        hints=("xox",),
     ),
     _Pattern(
         "api_token",
@@ -129,6 +137,7 @@ _PATTERNS: tuple[_Pattern, ...] = (
         "high",
         0.95,
         "Google API key",
+        hints=("aiza",),
     ),
     _Pattern(
         "api_token",
@@ -136,6 +145,7 @@ _PATTERNS: tuple[_Pattern, ...] = (
         "critical",
         0.97,
         "GitLab token",
+        hints=("glpat-",),
     ),
     _Pattern(
         "api_token",
@@ -143,6 +153,7 @@ _PATTERNS: tuple[_Pattern, ...] = (
         "critical",
         0.97,
         "Hugging Face or npm token",
+        hints=("hf_", "npm_"),
     ),
     _Pattern(
         "password",
@@ -150,6 +161,7 @@ _PATTERNS: tuple[_Pattern, ...] = (
         "high",
         0.9,
         "Password on a mysql command line",
+        hints=("mysql",),
         group=1,
         valid=lambda v: len(v) >= 6,
     ),
@@ -159,6 +171,7 @@ _PATTERNS: tuple[_Pattern, ...] = (
         "high",
         0.93,
         "Password in a connection URL",
+        hints=("://",),
         group=1,
         valid=lambda v: not _PLACEHOLDER.match(v) and len(set(v)) >= 3,
     ),
@@ -171,6 +184,7 @@ _PATTERNS: tuple[_Pattern, ...] = (
         "high",
         0.9,
         "Password in the text",
+        hints=("pass", "pwd", "login", "log in"),
         group=-1,
         valid=_password_valid,
     ),
@@ -180,6 +194,7 @@ _PATTERNS: tuple[_Pattern, ...] = (
         "high",
         0.95,
         "JSON Web Token",
+        hints=("eyj",),
         valid=_jwt_valid,
     ),
     _Pattern(
@@ -193,6 +208,7 @@ _PATTERNS: tuple[_Pattern, ...] = (
         "high",
         0.9,
         "Password or secret assignment",
+        hints=("pass", "pwd", "secret", "key", "token"),
         group=1,
         valid=_password_valid,
     ),
@@ -212,9 +228,12 @@ class SecretsDetector:
 
     def detect(self, output: LLMOutput, context: ScreenContext) -> list[Flag]:
         text = output.output_text
+        lowered = text.lower()
         flags: list[Flag] = []
         taken: list[tuple[int, int]] = []
         for pattern in self.patterns:
+            if pattern.hints and not any(h in lowered for h in pattern.hints):
+                continue  # a plain substring test is far cheaper than the regex scan
             for m in pattern.regex.finditer(text):
                 group = pattern.group
                 if group < 0:  # the first alternative's group that matched

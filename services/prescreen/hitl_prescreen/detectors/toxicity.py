@@ -56,27 +56,35 @@ class ToxicityDetector:
         }
         self._patterns = {app: _term_pattern(terms) for app, terms in self._terms.items()}
 
-    def sentence_scores(self, text: str) -> list[tuple[int, int, float, list[str]]]:
-        """(start, end, probability, strongest terms) of every sentence with a word in it."""
+    def sentence_scores(
+        self, text: str, floor: float = 0.0
+    ) -> list[tuple[int, int, float, Counter[str]]]:
+        """(start, end, probability, token counts) of each sentence that can reach ``floor``.
+
+        Sentences whose words cannot add up to ``floor`` (a cheap bound) are left out.
+        """
         scored = []
+        lowered = text.lower()
+        same_length = len(lowered) == len(text)  # lower() can grow some letters
         for sentence in _SENTENCE.finditer(text):
-            counts = Counter(t.lower() for t in TOKEN.findall(sentence.group()))
-            if not counts:
+            piece = lowered[sentence.start() : sentence.end()] if same_length else None
+            counts = Counter(TOKEN.findall(piece or sentence.group().lower()))
+            if not counts or (floor > 0 and not self.model.may_reach(counts, floor)):
                 continue
             probability = self.model.probability(counts)
             raw = sentence.group()
             start = sentence.start() + len(raw) - len(raw.lstrip())
             end = sentence.start() + len(raw.rstrip())
-            strongest = sorted(counts, key=self.model.term_weight, reverse=True)[:2]
-            scored.append((start, end, probability, strongest))
+            scored.append((start, end, probability, counts))
         return scored
 
     def detect(self, output: LLMOutput, context: ScreenContext) -> list[Flag]:
         text = output.output_text
         flags: list[Flag] = []
-        for start, end, probability, strongest in self.sentence_scores(text):
+        for start, end, probability, counts in self.sentence_scores(text, self.config.threshold):
             if probability < self.config.threshold:
                 continue
+            strongest = sorted(counts, key=self.model.term_weight, reverse=True)[:2]
             severity = "critical" if probability >= self.config.critical_at else "high"
             flags.append(
                 make_flag(
