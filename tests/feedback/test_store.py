@@ -77,3 +77,20 @@ async def test_time_slice_reads_only_its_window(redis, unique):
     )
     assert [a.event_id for a in sliced] == ["e0005", "e0006", "e0007"]
     assert len(await store.annotations()) == 20
+
+
+async def test_report_command_reads_the_service_state(redis, redis_url, unique):
+    from hitl_feedback.report import parser, run
+    from hitl_shared.settings import Settings
+
+    settings = Settings(redis_url=redis_url, redis_prefix=f"t{unique}")
+    store = FeedbackStore(redis, settings.redis_prefix)
+    for decision in decisions():
+        await store.ingest(annotate(decision), 50)
+    ab = await run(
+        parser().parse_args(["ab", "--a", "1", "--b", "2", "--min-items", "4"]), settings, redis
+    )
+    assert ab["metrics"]["error_rate"]["a"] == [2, 4] and ab["metrics"]["error_rate"]["b"] == [3, 4]
+    assert ab["verdict"].startswith("no significant difference")
+    metrics = await run(parser().parse_args(["metrics", "--reviewer", "r1"]), settings, redis)
+    assert metrics["overall"]["decisions"] == 6
