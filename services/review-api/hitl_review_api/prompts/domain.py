@@ -387,10 +387,10 @@ def _take_effect(state: TemplateState, proposal: Proposal) -> None:
         return
     state.labels["production"] = proposal.target_version
     state.experiment = None  # a promotion ends any running A/B test
-    _drop_candidate(state, proposal.target_version)
     for other in state.proposals.values():
-        if other.status == "open" and other.action == "promote":
-            other.status = "superseded"  # approved against an older production
+        if other.status == "open":
+            other.status = "superseded"  # proposed against an older production
+    state.labels.pop("candidate", None)
 
 
 def _drop_candidate(state: TemplateState, version: str) -> None:
