@@ -77,7 +77,7 @@ def span_json_line(span: ReadableSpan) -> str:
 
 def _exporter(settings: Settings) -> SpanExporter | None:
     if settings.otel_exporter == "console":
-        return ConsoleSpanExporter()
+        return ConsoleSpanExporter(formatter=span_json_line)
     if settings.otel_exporter == "file":
         handle = open(settings.otel_file, "a", encoding="utf-8")  # noqa: SIM115 - lives for the process
         _file_handles.append(handle)
@@ -101,7 +101,7 @@ def build_tracer_provider(
         )
         provider.add_span_processor(processor)
     atexit.register(provider.shutdown)
-    _built.append(provider)
+    _built[:] = [provider]  # the one the review API's HTTP spans resolve to
     return provider
 
 
