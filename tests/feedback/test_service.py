@@ -13,7 +13,7 @@ from hitl_feedback.app import wire
 from hitl_feedback.config import FeedbackConfig
 from hitl_feedback.queries import metrics_snapshot
 from hitl_feedback.store import FeedbackStore
-from hitl_shared.events import ScreenedOutput, UserFeedback
+from hitl_shared.events import Release, Retraction, ScreenedOutput, UserFeedback
 from hitl_shared.topics import dead_letter_topic
 from tests.factories import llm_output
 from tests.feedback.sample import decisions
@@ -54,6 +54,15 @@ async def test_decisions_become_annotations_metrics_kb_and_policy_updates(settin
     await produce(settings, settings.topics.review_decisions, b'{"item_id": "x", "verdict": 1}')
     feedback = UserFeedback(item_id="i1", app="bot", kind="explicit", rating=4)
     await produce(settings, settings.topics.user_feedback, feedback.to_bytes(), feedback.to_bytes())
+    release = Release(item_id="i1", app="bot", outcome="approved", text="t", policy_version="p1")
+    retraction = Retraction(item_id="i3", app="bot", reason="rejected after release")
+    await produce(
+        settings,
+        settings.topics.llm_released,
+        release.to_bytes(),
+        release.to_bytes(),
+        retraction.to_bytes(),
+    )
 
     async def wire_with_config(s, b, r, p):
         return await wire(s, b, r, p, config=config)
@@ -61,8 +70,10 @@ async def test_decisions_become_annotations_metrics_kb_and_policy_updates(settin
     async with running(settings, wire_with_config, redis):
 
         async def all_in() -> bool:
-            return await redis.hlen(store.annotations_key) == len(events) and bool(
-                await store.user_feedback()
+            return (
+                await redis.hlen(store.annotations_key) == len(events)
+                and bool(await store.user_feedback())
+                and len(await store.releases()) == 2
             )
 
         await _wait_for(all_in)
@@ -82,6 +93,7 @@ async def test_decisions_become_annotations_metrics_kb_and_policy_updates(settin
     assert snap["counters"]["reviewer=r2|escalations"] == 1
     assert snap["user_feedback"]["bot"]["counts"]["rating_n"] == 1  # duplicate counted once
     assert snap["user_feedback"]["bot"]["mean_rating"] == 4
+    assert snap["releases"] == {"bot|approved": 1, "bot|retracted": 1}
     json.dumps(snap, allow_nan=False)  # servable as JSON as is
     assert snap["sampling"]["bot:billing:low"]["reviewed"] == 5
 
@@ -119,6 +131,8 @@ async def test_replaying_the_decision_topic_rebuilds_identical_metrics(
     async with running(settings, wire, redis):
         await _wait_for(settled)
     before = await metrics_snapshot(redis, settings.redis_prefix)
+    kb_before = await redis.hgetall(store.kb_key)
+    assert len(kb_before) == 5
 
     # Drop every feedback key (the router's item record stays), replay from offset 0.
     ns = "{" + settings.redis_prefix + "}"
@@ -130,3 +144,4 @@ async def test_replaying_the_decision_topic_rebuilds_identical_metrics(
         await _wait_for(settled)
     after = await metrics_snapshot(redis, settings.redis_prefix)
     assert after == before
+    assert await redis.hgetall(store.kb_key) == kb_before
