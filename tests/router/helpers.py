@@ -1,0 +1,98 @@
+"""Builders for router tests: screened items with a known routing decision."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer
+
+from hitl_router.domain import decide, default_policy
+from hitl_shared.events import Flag, ReviewDecision, RoutingDecision, ScreenedOutput
+from hitl_shared.settings import Settings
+from tests.factories import llm_output
+
+CARD = Flag(
+    detector="pii",
+    category="payment_card",
+    severity="critical",
+    score=0.99,
+    start=10,
+    end=29,
+    explanation="Luhn-valid card number",
+)
+
+
+def screened(item_id: str, *, flags: tuple[Flag, ...] = (), **overrides: Any) -> ScreenedOutput:
+    return ScreenedOutput(item_id=item_id, output=llm_output(item_id, **overrides), flags=flags)
+
+
+def pick(prefix: str, want: Callable[[RoutingDecision], bool], **overrides: Any) -> ScreenedOutput:
+    """The first item id under ``prefix`` whose default-policy decision satisfies ``want``."""
+    policy = default_policy()
+    for n in range(5000):
+        candidate = screened(f"{prefix}-{n}", **overrides)
+        if want(decide(candidate, policy)):
+            return candidate
+    raise AssertionError(f"no item under {prefix} fits")
+
+
+def verdict(
+    item: ScreenedOutput, verdict: str, *, reviewer: str = "rita", **fields: Any
+) -> ReviewDecision:
+    defaults: dict[str, Any] = {
+        "item_id": item.item_id,
+        "task_id": f"task-{item.item_id}",
+        "reviewer_id": reviewer,
+        "reviewer_level": "L2",
+        "verdict": verdict,
+        "original_text": item.output.output_text,
+    }
+    if verdict in ("reject", "escalate"):
+        defaults["reason"] = "not acceptable"
+    defaults.update(fields)
+    return ReviewDecision(**defaults)
+
+
+def by_item(item_id: str) -> Callable[[list[dict[str, Any]]], bool]:
+    return lambda records: any(r.get("item_id") == item_id for r in records)
+
+
+async def read_settled(
+    settings: Settings,
+    topic: str,
+    done: Callable[[list[dict[str, Any]]], bool],
+    *,
+    timeout: float = 60.0,
+    quiet: float = 1.5,
+) -> list[dict[str, Any]]:
+    """Every record of ``topic`` once ``done`` holds and nothing more came for ``quiet``
+    seconds, so a late duplicate would be seen."""
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=settings.kafka_bootstrap,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        fetch_max_wait_ms=20,
+    )
+    await consumer.start()
+    records: list[dict[str, Any]] = []
+    try:
+        async with asyncio.timeout(timeout):
+            last = time.monotonic()
+            while not done(records) or time.monotonic() - last < quiet:
+                batch = await consumer.getmany(timeout_ms=200)
+                for messages in batch.values():
+                    for message in messages:
+                        value = json.loads(message.value)
+                        value["_headers"] = {k: v.decode() for k, v in message.headers or ()}
+                        records.append(value)
+                        last = time.monotonic()
+    except TimeoutError as exc:
+        raise AssertionError(f"{topic}: not settled in {timeout}s; got {records!r:.2000}") from exc
+    finally:
+        await consumer.stop()
+    return records
