@@ -98,9 +98,11 @@ async def test_baseline_survives_a_restart_and_counts_each_item_once(settings, r
     for n in range(30):
         text = f"Your refund number {n} will appear within five business days of the scan."
         await first.handle(llm_output(f"i{n}", app=app, output_text=text))
+    await first.baselines.flush()  # updates are sent in batches
     # redelivery of items already counted changes nothing
     for n in range(5):
         await first.handle(llm_output(f"i{n}", app=app, output_text="x" * 5000))
+    await first.baselines.flush()
     stored = await redis.hgetall(first.baselines.key(app))
     assert int(stored[b"n"]) == 30
 

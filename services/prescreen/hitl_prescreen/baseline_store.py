@@ -1,13 +1,17 @@
 """The per-app anomaly baseline in Redis: Welford accumulators in one hash per app.
 
-One Lua script adds an item's features and returns the updated hash, so an update is a
-single round trip and atomic across prescreen replicas. A marker key per item id makes
-the update idempotent: a redelivered item is not counted twice. The detector reads a
-copy cached in the process, refreshed by every update and at most ``ttl_s`` old.
+One Lua script adds an item's features and returns the updated hash, atomically across
+prescreen replicas. A marker key per item id makes the update idempotent: a redelivered
+item is not counted twice. Updates are buffered and sent together (one pipelined round
+trip per ``flush_every`` items or ``flush_after_s`` seconds), so the hot path does not
+wait on Redis per item; a crash loses at most the unsent tail, which only makes the
+statistical baseline slightly younger. The detector reads a copy cached in the process,
+refreshed by every flush and at most ``ttl_s`` old.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 from redis.asyncio import Redis
@@ -15,6 +19,7 @@ from redis.asyncio import Redis
 from hitl_prescreen.detectors.anomaly import Baseline
 
 SEEN_TTL_S = 7 * 24 * 3600
+MAX_PENDING = 10_000
 
 # KEYS[1] baseline hash, KEYS[2] per-item marker; ARGV[1] marker ttl, then name/value pairs.
 _UPDATE = """
@@ -53,32 +58,77 @@ def parse_baseline(raw: dict[bytes, bytes] | list[bytes]) -> Baseline:
 
 
 class BaselineStore:
-    def __init__(self, redis: Redis, namespace: str, *, ttl_s: float = 2.0) -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        namespace: str,
+        *,
+        ttl_s: float = 2.0,
+        flush_every: int = 200,
+        flush_after_s: float = 0.5,
+        timeout_s: float = 0.5,
+    ) -> None:
         self.redis = redis
         self.tag = "{" + namespace + "}"
         self.ttl_s = ttl_s
+        self.flush_every = flush_every
+        self.flush_after_s = flush_after_s
+        self.timeout_s = timeout_s
         self._cache: dict[str, tuple[float, Baseline]] = {}
         self._script = redis.register_script(_UPDATE)
+        self._pending: list[tuple[str, str, dict[str, float]]] = []
+        self._oldest = 0.0
 
     def key(self, app: str) -> str:
         return f"{self.tag}:prescreen:baseline:{app}"
 
-    async def get(self, app: str) -> Baseline:
+    def cached(self, app: str) -> Baseline | None:
+        """The app's baseline if the process holds a fresh enough copy (no I/O)."""
         cached = self._cache.get(app)
         if cached and time.monotonic() - cached[0] < self.ttl_s:
             return cached[1]
+        return None
+
+    async def get(self, app: str) -> Baseline:
+        cached = self.cached(app)
+        if cached is not None:
+            return cached
         baseline = parse_baseline(await self.redis.hgetall(self.key(app)))
         self._cache[app] = (time.monotonic(), baseline)
         return baseline
 
-    async def add(self, app: str, item_id: str, values: dict[str, float]) -> Baseline:
-        args: list[str | float] = [SEEN_TTL_S]
-        for name, x in values.items():
-            args.extend((name, repr(float(x))))
-        raw = await self._script(
-            keys=[self.key(app), f"{self.tag}:prescreen:baseline_seen:{app}:{item_id}"],
-            args=args,
-        )
-        baseline = parse_baseline(raw)
-        self._cache[app] = (time.monotonic(), baseline)
-        return baseline
+    async def add(self, app: str, item_id: str, values: dict[str, float]) -> None:
+        """Queue one item's features; send the queue when it is full or old enough."""
+        if not self._pending:
+            self._oldest = time.monotonic()
+        self._pending.append((app, item_id, values))
+        if (
+            len(self._pending) >= self.flush_every
+            or time.monotonic() - self._oldest >= self.flush_after_s
+        ):
+            await self.flush()
+
+    async def flush(self) -> None:
+        """Send every queued update in one pipelined round trip."""
+        pending, self._pending = self._pending, []
+        if not pending:
+            return
+        pipe = self.redis.pipeline(transaction=False)
+        for app, item_id, values in pending:
+            args: list[str | float] = [SEEN_TTL_S]
+            for name, x in values.items():
+                args.extend((name, repr(float(x))))
+            await self._script(
+                keys=[self.key(app), f"{self.tag}:prescreen:baseline_seen:{app}:{item_id}"],
+                args=args,
+                client=pipe,
+            )
+        try:
+            replies = await asyncio.wait_for(pipe.execute(), self.timeout_s)
+        except BaseException:
+            # Retried with the next flush; bounded, so an outage cannot grow memory.
+            self._pending = (pending + self._pending)[-MAX_PENDING:]
+            raise
+        now = time.monotonic()
+        for (app, _, _), raw in zip(pending, replies, strict=True):
+            self._cache[app] = (now, parse_baseline(raw))

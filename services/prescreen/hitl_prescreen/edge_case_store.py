@@ -41,6 +41,12 @@ class EdgeCaseStore:
         self._raw: dict[bytes, bytes] | None = None
         self._index = EdgeCaseIndex()
 
+    def cached(self) -> EdgeCaseIndex | None:
+        """The index if it was read recently enough (no I/O)."""
+        if time.monotonic() - self._loaded_at < self.ttl_s:
+            return self._index
+        return None
+
     async def index(self) -> EdgeCaseIndex:
         if time.monotonic() - self._loaded_at < self.ttl_s:
             return self._index

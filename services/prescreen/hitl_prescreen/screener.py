@@ -32,7 +32,7 @@ class Screener:
     def __init__(self, config: PrescreenConfig, redis: Redis, namespace: str) -> None:
         self.config = config
         self.detectors = config.build()
-        self.baselines = BaselineStore(redis, namespace)
+        self.baselines = BaselineStore(redis, namespace, timeout_s=config.redis_timeout_s)
         from hitl_prescreen.edge_case_store import EdgeCaseStore
 
         self.edge_cases = EdgeCaseStore(
@@ -52,9 +52,13 @@ class Screener:
         baseline: Baseline | None = None
         index: EdgeCaseIndex | None = None
         if "anomaly" in self.detectors:
-            baseline = await self._bounded("anomaly", self.baselines.get(output.app), errors)
+            baseline = self.baselines.cached(output.app) or await self._bounded(
+                "anomaly", self.baselines.get(output.app), errors
+            )
         if "edge_cases" in self.detectors:
-            index = await self._bounded("edge_cases", self.edge_cases.index(), errors)
+            index = self.edge_cases.cached() or await self._bounded(
+                "edge_cases", self.edge_cases.index(), errors
+            )
         timings: dict[str, float] | None = {} if self.timings is not None else None
         screened = screen(
             output,
@@ -68,10 +72,7 @@ class Screener:
             self.timings.append(timings)
         if "anomaly" in self.detectors and baseline is not None:
             try:
-                await asyncio.wait_for(
-                    self.baselines.add(output.app, output.item_id, features(output.output_text)),
-                    self.config.redis_timeout_s,
-                )
+                await self.baselines.add(output.app, output.item_id, features(output.output_text))
             except (TimeoutError, RedisError, OSError) as exc:
                 log.warning("baseline update for %s skipped: %s", output.app, exc)
         return screened

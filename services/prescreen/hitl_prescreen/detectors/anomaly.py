@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -44,8 +45,9 @@ class AnomalyConfig(BaseModel):
     )
 
 
+@lru_cache(maxsize=64)  # computed for the detector, then again for the baseline update
 def features(text: str) -> dict[str, float]:
-    """The feature vector of one output text."""
+    """The feature vector of one output text (treat the result as read-only)."""
     n = len(text)
     if n == 0:
         return dict.fromkeys(FEATURES, 0.0)
