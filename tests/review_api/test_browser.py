@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import httpx
 import pytest
 from playwright.async_api import Browser, Page, async_playwright, expect
 
@@ -203,4 +204,49 @@ async def test_xss_payloads_in_model_text_stay_inert(live, redis, browser):
     await page.screenshot(path=str(ARTIFACTS / "review-dashboard.png"), full_page=True)
     after = await page.evaluate("() => window.__xss")
     assert after is None
+    assert page.errors == []  # type: ignore[attr-defined]
+
+
+async def test_second_approver_sees_the_first_decision_on_a_critical_item(live, redis, browser):
+    item_id = f"crit-{live.settings.redis_prefix}"
+    task = make_task(item_id, tier="critical", text="Card 4111 1111 1111 1111 is on file.")
+    await enqueue(redis, live.settings.redis_prefix, task)
+    alice = await make_user(live, "alice", level="L2")
+    bob = await make_user(live, "bob", level="L3")
+    edited = "The card ending in 1111 is on file."
+
+    async with running(live.settings, wire_router, redis):
+        async with httpx.AsyncClient(
+            base_url=live.url, headers={"Authorization": f"Bearer {alice}"}
+        ) as client:
+            claim = (await client.post("/api/tasks/claim")).json()
+            first = await client.post(
+                f"/api/tasks/{claim['task_id']}/decision",
+                json={
+                    "fence": claim["fence"],
+                    "verdict": "edit",
+                    "edited_text": edited,
+                    "labels": ["pii"],
+                    "notes": "masked the card",
+                },
+            )
+            assert first.json()["next_step"] == "second_approval"
+
+        page = await _sign_in(browser, live, bob)
+        await page.keyboard.press("n")
+        await expect(page.locator("#previous")).to_be_visible()
+        await expect(page.locator("#previous-list")).to_contain_text("alice (L2) edit")
+        await expect(page.locator("#previous-list")).to_contain_text("masked the card")
+        await expect(page.locator("#approvals")).to_have_text("1 / 2")
+        await expect(page.locator("#editor")).to_have_value(edited)
+        await page.screenshot(path=str(ARTIFACTS / "review-second-approval.png"), full_page=True)
+        await page.keyboard.press("a")
+        await expect(page.locator("#status")).to_contain_text("Decision recorded")
+        released = await read_until(
+            live.settings,
+            live.settings.topics.llm_released,
+            lambda rs: any(r["item_id"] == item_id for r in rs),
+        )
+    release = next(r for r in released if r["item_id"] == item_id)
+    assert release["outcome"] == "edited" and release["text"] == edited
     assert page.errors == []  # type: ignore[attr-defined]
