@@ -89,6 +89,24 @@ CHANNELS: dict[str, tuple[tuple[ModelRef, ...], str, str, str]] = {
         "router",
         "Operator commands, e.g. the kill switch that halts auto-release for an app.",
     ),
+    "prompts": (
+        tuple(
+            f"hitl_shared.prompts:{name}"
+            for name in (
+                "TemplateCreated",
+                "VersionAdded",
+                "ProposalOpened",
+                "ProposalApproved",
+                "ProposalRejected",
+                "ProposalApplied",
+                "ExperimentStopped",
+            )
+        ),
+        "review-api",
+        "review-api, feedback",
+        "Prompt-template registry: templates, versions and reviewed changes, keyed by "
+        "prompt:<template_id>.",
+    ),
 }
 # what apps do, as AsyncAPI operations from the app's point of view
 APP_OPERATIONS = {
@@ -148,7 +166,7 @@ def _message(model: type[BaseModel]) -> dict[str, Any]:
     return {
         "name": name,
         "title": model.__name__,
-        "summary": (model.__doc__ or "").strip().splitlines()[0],
+        "summary": next(iter((model.__doc__ or "").strip().splitlines()), model.__name__),
         "contentType": "application/json",
         "headers": {"$ref": "#/components/schemas/KafkaHeaders"},
         "payload": {"$ref": f"./schemas/{name}.json"},
