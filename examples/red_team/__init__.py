@@ -1,0 +1,1 @@
+"""Red-team suites per app and the canned model the example runs them against."""
