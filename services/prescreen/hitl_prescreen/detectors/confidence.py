@@ -78,7 +78,7 @@ class ConfidenceDetector:
                     )
                 )
         lowered = output.output_text.lower()
-        if self.config.hedges and any(h in lowered for h in _HEDGE_HINTS):
+        if self.config.hedges and any(map(lowered.__contains__, _HEDGE_HINTS)):
             for m in HEDGES.finditer(output.output_text):
                 flags.append(
                     make_flag(

@@ -111,7 +111,7 @@ def planted_payloads(document: str) -> tuple[list[str], list[str]]:
     payloads: list[str] = []
     clauses: list[str] = []
     lowered = document.lower()
-    if not any(h in lowered for h in _PLANTED_HINTS):
+    if not _hinted(lowered, _PLANTED_HINTS):
         return payloads, clauses
     for sentence in _SENTENCES.finditer(document):
         if not _PLANTED.search(sentence.group()):
@@ -139,7 +139,7 @@ def clause_echo(clause: str, text: str) -> tuple[int, int] | None:
 
 
 def _hinted(lowered: str, hints: tuple[str, ...]) -> bool:
-    return any(h in lowered for h in hints)
+    return any(map(lowered.__contains__, hints))
 
 
 class InjectionDetector:

@@ -27,6 +27,7 @@ class LinearProfanityModel:
     intercepts: tuple[float, ...]
     calibrations: tuple[tuple[float, float], ...]
     positive_sq: dict[str, float]  # max(0, largest fold weight) squared, per term
+    positive_terms: frozenset[str]  # the terms with a positive weight in some fold
 
     def ceiling(self, bound: float) -> float:
         """The probability a text reaches when every fold's decision is ``bound`` above its
@@ -54,8 +55,9 @@ class LinearProfanityModel:
         return low * low
 
     def may_reach(self, terms: Iterable[str], threshold: float) -> bool:
-        positive_sq = self.positive_sq
-        return sum(positive_sq.get(t, 0.0) for t in terms) >= self.reach_sq(threshold)
+        """Whether text with these (distinct) terms could score ``threshold`` or more."""
+        risky = self.positive_terms.intersection(terms)
+        return sum(map(self.positive_sq.__getitem__, risky)) >= self.reach_sq(threshold)
 
     def probability(self, counts: dict[str, int]) -> float:
         """P(profane) for a bag of lower-cased tokens, as ``predict_prob`` computes it."""
@@ -110,6 +112,7 @@ def load_model() -> LinearProfanityModel:
         idf=idf,
         weights=weights,
         positive_sq={term: max(0.0, *w) ** 2 for term, w in weights.items()},
+        positive_terms=frozenset(term for term, w in weights.items() if max(w) > 0),
         intercepts=tuple(float(fold.estimator.intercept_[0]) for fold in folds),
         calibrations=tuple(
             (float(fold.calibrators[0].a_), float(fold.calibrators[0].b_)) for fold in folds

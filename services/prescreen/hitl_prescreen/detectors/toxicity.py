@@ -68,9 +68,10 @@ class ToxicityDetector:
         same_length = len(lowered) == len(text)  # lower() can grow some letters
         for sentence in _SENTENCE.finditer(text):
             piece = lowered[sentence.start() : sentence.end()] if same_length else None
-            counts = Counter(TOKEN.findall(piece or sentence.group().lower()))
-            if not counts or (floor > 0 and not self.model.may_reach(counts, floor)):
+            tokens = TOKEN.findall(piece or sentence.group().lower())
+            if not tokens or (floor > 0 and not self.model.may_reach(set(tokens), floor)):
                 continue
+            counts = Counter(tokens)
             probability = self.model.probability(counts)
             raw = sentence.group()
             start = sentence.start() + len(raw) - len(raw.lstrip())
