@@ -272,7 +272,7 @@ async def render_prompt(
             version = state.serving().version_for(body.key)
         return render(version, body.values)
     except PromptError as exc:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, str(exc)) from exc
+        raise HTTPException(422, str(exc)) from exc
 
 
 @router.get("/{template_id}/proposals/{proposal_id}", summary="A proposal, its diff and status")
