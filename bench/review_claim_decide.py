@@ -231,7 +231,7 @@ async def scenario_bare_queue(settings: Settings, reviewers: int, seconds: float
 
 
 async def scenario_http(
-    settings: Settings, reviewers: int, seconds: float, think_s: float
+    settings: Settings, reviewers: int, seconds: float, think_s: float | None, workers: int = 1
 ) -> dict[str, Any]:
     """Saturated (no think time), then paced reviewers on the same server and queue."""
     port = free_port()
@@ -242,6 +242,7 @@ async def scenario_http(
         "HITL_ADMIN_TOKEN": ADMIN_TOKEN,
         "HITL_HTTP_PORT": str(port),
         "HITL_LOG_LEVEL": "WARNING",
+        "WEB_CONCURRENCY": str(workers),
     }
     proc = subprocess.Popen([sys.executable, "-m", "hitl_review_api"], env=env, cwd=ROOT)
     url = f"http://127.0.0.1:{port}"
@@ -292,7 +293,8 @@ async def scenario_http(
                 row["claim_p99_ms"] = percentile(claims, 0.99)
                 row["decide_p50_ms"] = statistics.median(decides) if decides else float("nan")
                 row["decide_p99_ms"] = percentile(decides, 0.99)
-                row["paced"] = await drive(reviewers, seconds, cycle, think_s)
+                if think_s is not None:
+                    row["paced"] = await drive(reviewers, seconds, cycle, think_s)
             finally:
                 for one in clients:
                     await one.close()
@@ -340,6 +342,11 @@ def main() -> None:
             args.tasks, lambda s: scenario_http(s, args.reviewers, args.seconds, args.think)
         )
     )
+    two = asyncio.run(
+        with_fresh_stack(
+            args.tasks, lambda s: scenario_http(s, args.reviewers, args.seconds, None, workers=2)
+        )
+    )
     lines = [
         f"{args.tasks} queued tasks ({base['payload_bytes']:.0f} B payload each), "
         f"{args.reviewers} concurrent reviewers, {args.seconds:.0f} s per scenario, "
@@ -351,6 +358,7 @@ def main() -> None:
         ("baseline: bare queue claim+complete", base),
         ("review-api over HTTP: claim+decide", api),
         (f"review-api, paced ({args.think:.0f} s between cycles)", api["paced"]),
+        ("review-api, 2 uvicorn workers", two),
     ):
         lines.append(
             f"{name:<44}{row['cycles']:>8.0f}{row['per_s']:>10.1f}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -111,9 +112,32 @@ def create_app(settings: Settings) -> FastAPI:
     return app
 
 
-def main() -> None:
+def from_env() -> FastAPI:
+    """App factory for uvicorn worker processes: settings from ``HITL_*``."""
     settings = Settings(service_name="review-api")
     configure_logging(settings)
+    return create_app(settings)
+
+
+def main() -> None:
+    """Serve; ``WEB_CONCURRENCY`` (uvicorn's usual variable) sets worker processes.
+
+    The API keeps no state in the process that matters for correctness (the audit head
+    cache is only a hint the Lua append checks), so workers and replicas scale it out.
+    """
+    settings = Settings(service_name="review-api")
+    configure_logging(settings)
+    workers = int(os.environ.get("WEB_CONCURRENCY", "1"))
+    if workers > 1:
+        uvicorn.run(
+            "hitl_review_api.app:from_env",
+            factory=True,
+            workers=workers,
+            host=settings.http_host,
+            port=settings.http_port,
+            log_config=None,
+        )
+        return
     uvicorn.run(
         create_app(settings), host=settings.http_host, port=settings.http_port, log_config=None
     )
