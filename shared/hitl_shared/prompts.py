@@ -37,6 +37,7 @@ PART_TITLES = (
 )
 PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 MAX_VALUE_CHARS = 20_000
+RED_TEAM_USE_CASE = "red-team"  # red-team outputs' own segment, never an A/B arm
 
 
 class PromptError(ValueError):

@@ -15,7 +15,9 @@ from tests.prompts.helpers import content
 pytestmark = pytest.mark.integration
 
 
-def _decision(item_id: str, version: str, verdict: str) -> ReviewDecision:
+def _decision(
+    item_id: str, version: str, verdict: str, use_case: str = "billing"
+) -> ReviewDecision:
     return ReviewDecision(
         item_id=item_id,
         task_id=f"task-{item_id}",
@@ -26,7 +28,7 @@ def _decision(item_id: str, version: str, verdict: str) -> ReviewDecision:
         edited_text="Your refund was requested." if verdict == "edit" else None,
         reason="wrong" if verdict == "reject" else None,
         app="support-bot",
-        use_case="billing",
+        use_case=use_case,
         tier="medium",
         prompt_template_id="support",
         prompt_template_version=version,
@@ -91,9 +93,13 @@ async def test_split_verdict_and_reviewed_promotion(api, redis):
         for n in range(100):
             verdict = "edit" if n < errors else "approve"
             await store.ingest(annotate(_decision(f"v{version}-{n}", version, verdict)), 200)
+    for n in range(50):  # red-team attacks on version 2 are not part of its arm
+        attack = _decision(f"rt-{n}", "2", "reject", use_case="red-team")
+        await store.ingest(annotate(attack.model_copy(update={"reason": "fell for it"})), 200)
     result = (await api.client.get("/api/prompts/support/ab", headers=users["carl"])).json()
     assert result["winner"] == "2" and result["verdict"].startswith("prefer version 2")
     assert result["metrics"]["error_rate"]["a"] == [30, 100]
+    assert result["metrics"]["error_rate"]["b"] == [8, 100]
 
     promote = await api.client.post("/api/prompts/support/ab/promote", headers=users["author"])
     assert promote.status_code == 201, promote.text

@@ -15,6 +15,7 @@ from hitl_feedback.ab import compare_prompt_versions
 from hitl_feedback.annotations import Annotation
 from hitl_feedback.store import FeedbackStore
 from hitl_review_api.prompts.domain import Refused, TemplateState
+from hitl_shared.prompts import RED_TEAM_USE_CASE
 
 
 def arms(state: TemplateState, a: str | None, b: str | None) -> tuple[str, str]:
@@ -35,9 +36,8 @@ def arms(state: TemplateState, a: str | None, b: str | None) -> tuple[str, str]:
 def verdict_for(
     annotations: list[Annotation], state: TemplateState, a: str, b: str, *, min_items: int
 ) -> dict[str, Any]:
-    result = compare_prompt_versions(
-        annotations, a, b, template_id=state.template_id, min_items=min_items
-    )
+    real = [x for x in annotations if x.use_case != RED_TEAM_USE_CASE]  # attacks skew arms
+    result = compare_prompt_versions(real, a, b, template_id=state.template_id, min_items=min_items)
     return {**result, "winner": winner(result)}
 
 

@@ -42,7 +42,7 @@ from hitl_shared.events import (
     ScreenedOutput,
 )
 from hitl_shared.prompt_catalog import stamp
-from hitl_shared.prompts import TemplateVersion, render
+from hitl_shared.prompts import RED_TEAM_USE_CASE, TemplateVersion, render
 from hitl_shared.settings import Settings
 
 Category = Literal["jailbreak", "injection", "pii_bait", "policy_edge"]
@@ -66,7 +66,7 @@ class Suite(BaseModel):
 
     app: str = Field(min_length=1, max_length=128)
     template_id: str
-    use_case: str = "red-team"
+    use_case: str = RED_TEAM_USE_CASE
     content_category: str = "general"
     input_variable: str = "question"
     variables: dict[str, str | int | float | bool] = Field(default_factory=dict)
