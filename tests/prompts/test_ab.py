@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections import Counter
 
@@ -113,3 +114,38 @@ async def test_split_verdict_and_reviewed_promotion(api, redis):
     assert applied["status"] == "applied"
     state = (await api.client.get("/api/prompts/support", headers=users["carl"])).json()
     assert state["labels"] == {"production": "2"} and state["experiment"] is None
+
+
+async def test_concurrent_approvals_apply_the_change_once(api):
+    users = {
+        "author": await api.user("author", skills=["prompt_owner"]),
+        "olga": await api.user("olga", skills=["prompt_owner"]),
+        "carl": await api.user("carl", skills=["compliance"]),
+        "audrey": await api.user("audrey", role="auditor"),
+        "rita": await api.user("rita"),
+    }
+    body = {"template_id": "support", "app": "support-bot"}
+    body["content"] = json.loads(content().model_dump_json())
+    for who in ("audrey", "rita"):  # neither an author nor an admin
+        denied = await api.client.post("/api/prompts", headers=users[who], json=body)
+        assert denied.status_code == 403
+    for policy, code in (
+        ({"required": {"prompt_owner": 1, "legal": 1}}, 403),  # only admins set a policy
+        ({"required": {"prompt_owner": 1}}, 422),  # and never below two approvals
+    ):
+        got = await api.client.post(
+            "/api/prompts", headers=users["author"], json={**body, "policy": policy}
+        )
+        assert got.status_code == code, got.text
+    made = await api.client.post("/api/prompts", headers=users["author"], json=body)
+    url = f"/api/prompts/support/proposals/{made.json()['proposal_id']}/approve"
+    results = await asyncio.gather(
+        api.client.post(url, headers=users["olga"], json={"as_role": "prompt_owner"}),
+        api.client.post(url, headers=users["carl"], json={"as_role": "compliance"}),
+    )
+    assert [r.status_code for r in results] == [200, 200]
+    trail = (await api.client.get("/api/prompts/support/audit", headers=users["audrey"])).json()
+    actions = [a["action"] for a in trail["actions"]]
+    assert actions.count("prompt.proposal_applied") == 1 and trail["verification"]["ok"]
+    state = (await api.client.get("/api/prompts/support", headers=users["audrey"])).json()
+    assert state["labels"] == {"production": "1"}
