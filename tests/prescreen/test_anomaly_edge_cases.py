@@ -92,3 +92,14 @@ def test_knowledge_base_entries_that_are_not_usable_are_skipped():
         b"no-text": json.dumps({"case_id": "x"}).encode(),
     }
     assert list(build_index(raw).cases) == ["good"]
+
+
+def test_text_outside_the_declared_language_script_is_flagged():
+    det = AnomalyDetector()
+    chinese = "这是一个完全不同的回答\uff0c用的是另一种语言和文字\u3002" * 2
+    flags = run(det, chinese, language="en")
+    assert [f.category for f in flags] == ["language_mismatch"]
+    assert run(det, chinese, language="zh") == []
+    assert run(det, "Привет, это ответ на русском языке для проверки.", language="ru") == []
+    assert run(det, "Open Settings, choose Billing, and edit the address.", language="en") == []
+    assert run(det, "ok 好", language="en") == []  # too few letters to judge

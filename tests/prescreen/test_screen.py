@@ -33,7 +33,7 @@ class Slow:
 
 def test_a_raising_detector_is_recorded_and_the_item_goes_on_marked_for_review():
     detectors = {"exploding": Exploding(), **DETECTORS}
-    result = screen(output("Card 4111 1111 1111 1111"), detectors)
+    result = screen(output("Card 4111 1111 1111 1111"), detectors, budget_ms=60_000)
     assert result.detector_errors == ("exploding: RuntimeError: model file missing",)
     categories = {(f.detector, f.category) for f in result.flags}
     assert ("pii", "payment_card") in categories
@@ -66,7 +66,8 @@ def test_legacy_callables_still_work():
 
 
 def test_clean_output_has_no_flags():
-    result = screen(output("Open Settings, choose Billing, and edit the address field."), DETECTORS)
+    text = "Open Settings, choose Billing, and edit the address field."
+    result = screen(output(text), DETECTORS, budget_ms=60_000)
     assert result.flags == () and result.detector_errors == ()
 
 
@@ -81,7 +82,7 @@ def test_clean_output_has_no_flags():
 )
 def test_spans_are_python_string_indices_on_non_ascii_text(prefix):
     text = f"{prefix}mail jane@example.com, card 4111 1111 1111 1111, key AKIAIOSFODNN7EXAMPLE 🎉"
-    result = screen(output(text), DETECTORS, context=EMPTY_CONTEXT)
+    result = screen(output(text), DETECTORS, context=EMPTY_CONTEXT, budget_ms=60_000)
     covered = {(f.category, text[f.start : f.end]) for f in result.flags}
     assert ("email", "jane@example.com") in covered
     assert ("payment_card", "4111 1111 1111 1111") in covered

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Mapping
 
 from redis.asyncio import Redis
 
@@ -41,7 +42,7 @@ return redis.call('HGETALL', KEYS[1])
 """
 
 
-def parse_baseline(raw: dict[bytes, bytes] | list[bytes]) -> Baseline:
+def parse_baseline(raw: Mapping[bytes | str, bytes | str] | list[bytes]) -> Baseline:
     """A ``Baseline`` from the hash (as a dict, or the flat list a script returns)."""
     if isinstance(raw, list):
         raw = dict(zip(raw[::2], raw[1::2], strict=True))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
 
 from redis.asyncio import Redis
 
@@ -21,10 +22,11 @@ def edge_case_key(namespace: str) -> str:
     return "{" + namespace + "}:kb:edge_cases"
 
 
-def build_index(raw: dict[bytes, bytes]) -> EdgeCaseIndex:
+def build_index(raw: Mapping[bytes | str, bytes | str]) -> EdgeCaseIndex:
     cases = []
     for case_id, value in raw.items():
-        case = EdgeCase.from_json(case_id.decode(errors="replace"), value)
+        name = case_id.decode(errors="replace") if isinstance(case_id, bytes) else case_id
+        case = EdgeCase.from_json(name, value)
         if case is None:
             log.warning("edge case %r is not usable JSON with a text; skipped", case_id[:80])
             continue
@@ -38,7 +40,7 @@ class EdgeCaseStore:
         self.key = edge_case_key(namespace)
         self.ttl_s = ttl_s
         self._loaded_at = float("-inf")
-        self._raw: dict[bytes, bytes] | None = None
+        self._raw: Mapping[bytes | str, bytes | str] | None = None
         self._index = EdgeCaseIndex()
 
     def cached(self) -> EdgeCaseIndex | None:

@@ -71,7 +71,7 @@ def _matches(flag: Flag, expected: dict[str, Any]) -> bool:
         return False
     if flag.start == flag.end == expected["start"] == expected["end"]:
         return True
-    return flag.start < expected["end"] and expected["start"] < flag.end
+    return bool(flag.start < expected["end"] and expected["start"] < flag.end)
 
 
 def evaluate(

@@ -28,12 +28,58 @@ _DESCRIPTIONS = {
 }
 
 
+# Script of the letters a declared language is written in, by code point range.
+SCRIPTS: dict[str, tuple[tuple[int, int], ...]] = {
+    "latin": ((0x41, 0x5A), (0x61, 0x7A), (0xC0, 0x24F), (0x1E00, 0x1EFF)),
+    "cyrillic": ((0x400, 0x52F),),
+    "greek": ((0x370, 0x3FF),),
+    "arabic": ((0x600, 0x6FF), (0x750, 0x77F)),
+    "hebrew": ((0x590, 0x5FF),),
+    "devanagari": ((0x900, 0x97F),),
+    "cjk": ((0x3040, 0x30FF), (0x3400, 0x4DBF), (0x4E00, 0x9FFF), (0xAC00, 0xD7AF)),
+    "thai": ((0xE00, 0xE7F),),
+}
+_LATIN_LANGUAGES = (
+    "en de fr es it pt nl sv da no nb fi pl cs sk hu ro hr sl tr id ms vi ca et lv lt"
+)
+LANGUAGE_SCRIPT = {
+    **dict.fromkeys(_LATIN_LANGUAGES.split(), "latin"),
+    **dict.fromkeys(["ru", "uk", "bg", "sr", "be", "kk", "mk"], "cyrillic"),
+    **dict.fromkeys(["zh", "ja", "ko"], "cjk"),
+    **dict.fromkeys(["ar", "fa", "ur"], "arabic"),
+    "el": "greek",
+    "he": "hebrew",
+    "hi": "devanagari",
+    "mr": "devanagari",
+    "th": "thai",
+}
+
+
+def script_share(text: str, script: str) -> tuple[float, int]:
+    """Share of the text's letters written in ``script``, and the number of letters."""
+    ranges = SCRIPTS[script]
+    letters = inside = 0
+    for ch, count in Counter(text).items():
+        if not ch.isalpha():
+            continue
+        letters += count
+        code = ord(ch)
+        if any(lo <= code <= hi for lo, hi in ranges):
+            inside += count
+    return (inside / letters if letters else 1.0), letters
+
+
 class AnomalyConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     enabled: bool = True
     min_samples: int = Field(default=50, ge=2)
     z_threshold: float = Field(default=4.0, gt=0)
+    language_check: bool = Field(
+        default=True, description="Flag text mostly outside the declared language's script"
+    )
+    min_letters: int = Field(default=20, ge=1)
+    min_script_share: float = Field(default=0.5, ge=0, le=1)
     min_std: dict[str, float] = Field(
         default_factory=lambda: {
             "log_length": 0.25,
@@ -99,12 +145,32 @@ class AnomalyDetector:
     def __init__(self, config: AnomalyConfig | None = None) -> None:
         self.config = config or AnomalyConfig()
 
+    def _language(self, output: LLMOutput) -> list[Flag]:
+        script = LANGUAGE_SCRIPT.get(output.language.split("-")[0].lower())
+        if script is None:
+            return []
+        share, letters = script_share(output.output_text, script)
+        if letters < self.config.min_letters or share >= self.config.min_script_share:
+            return []
+        return [
+            make_flag(
+                self.name,
+                "language_mismatch",
+                "low",
+                1.0 - share,
+                0,
+                len(output.output_text),
+                f"Declared language '{output.language}' but only {share:.0%} of the letters "
+                f"are {script} script",
+            )
+        ]
+
     def detect(self, output: LLMOutput, context: ScreenContext) -> list[Flag]:
+        flags = self._language(output) if self.config.language_check else []
         baseline = context.baseline
         if baseline is None or baseline.count < self.config.min_samples:
-            return []
+            return flags
         values = features(output.output_text)
-        flags = []
         for name, x in values.items():
             std = max(baseline.std(name), self.config.min_std.get(name, 1e-6))
             z = (x - baseline.mean.get(name, 0.0)) / std

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from hitl_prescreen.detectors.base import ScreenContext, make_flag
 from hitl_prescreen.detectors.profanity_model import TOKEN, LinearProfanityModel, load_model
-from hitl_shared.events import Flag, LLMOutput
+from hitl_shared.events import Flag, LLMOutput, Severity
 
 ALL_APPS = "*"
 _SENTENCE = re.compile("[^.!?\n\u3002\uff01\uff1f]+[.!?\u3002\uff01\uff1f]*")  # with CJK stops
@@ -86,7 +86,7 @@ class ToxicityDetector:
             if probability < self.config.threshold:
                 continue
             strongest = sorted(counts, key=self.model.term_weight, reverse=True)[:2]
-            severity = "critical" if probability >= self.config.critical_at else "high"
+            severity: Severity = "critical" if probability >= self.config.critical_at else "high"
             flags.append(
                 make_flag(
                     self.name,
