@@ -294,3 +294,21 @@ async def test_security_headers_forbid_inline_script(api):
     assert "script-src 'self'" in csp and "unsafe-inline" not in csp
     assert "<script>" not in page.text.replace("<script src=", "")
     assert page.headers["x-content-type-options"] == "nosniff"
+
+
+async def test_similar_past_cases_come_from_final_decisions(api, redis):
+    ns = api.settings.redis_prefix
+    for n in range(2):
+        await enqueue(redis, ns, make_task(f"sim{n}-{ns}"))
+    alice = await api.user("alice")
+    first = await _claim(api, alice)
+    assert first["similar_cases"] == []
+    await _decide(api, alice, first, verdict="reject", reason="card leak", labels=["pii"])
+    second = await _claim(api, alice)
+    [case] = second["similar_cases"]
+    assert case["item_id"] == first["task"]["item_id"]
+    assert (case["verdict"], case["labels"], case["categories"]) == (
+        "reject",
+        ["pii"],
+        ["payment_card"],
+    )

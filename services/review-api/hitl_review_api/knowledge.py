@@ -1,7 +1,8 @@
 """Similar past cases shown beside a task: recent final decisions of the same app and use case.
 
-A capped Redis list per ``app:use_case`` keeps short summaries of final decisions;
-similarity is the overlap of flag categories (then recency). It is a reviewer aid, not
+A capped Redis list per app, use case and flag category (``{ns}:review-kb:...``) keeps
+short summaries of final decisions; similarity is the overlap of flag categories (then
+recency), read with one pipelined call of a few short ranges. It is a reviewer aid, not
 the feedback service's edge-case knowledge base, which can replace it behind ``similar``.
 """
 
@@ -30,7 +31,7 @@ class KnowledgeBase:
         """One short list per flag category, so a lookup reads a bounded few entries."""
         output = task.screened.output
         categories = sorted({f.category for f in task.screened.flags}) or [NO_FLAGS]
-        return [f"{self.ns}:kb:{output.app}:{output.use_case}:{c}" for c in categories[:4]]
+        return [f"{self.ns}:review-kb:{output.app}:{output.use_case}:{c}" for c in categories[:4]]
 
     def remember(self, pipe: Pipeline, task: ReviewTask, decision: ReviewDecision) -> None:
         """Queue the writes on the caller's pipeline (one round trip with its other writes)."""
