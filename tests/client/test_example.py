@@ -9,7 +9,6 @@ import pytest
 from examples.support_bot.__main__ import run
 from examples.support_bot.answers import conversation, load
 from examples.support_bot.bot import SEQUENTIAL
-from tests.client.stack import reviewing
 
 pytestmark = pytest.mark.integration
 
@@ -24,18 +23,17 @@ def test_conversation_alternates_use_cases_with_unique_ids():
     assert all(t.output.item_id.endswith("-r1") and t.output.app == "support-bot" for t in script)
 
 
-async def test_support_bot_sequential_and_parallel(settings, redis, unique):
+async def test_support_bot_sequential_and_parallel(stack, stack_settings, unique):
     lines: list[str] = []
-    async with reviewing(settings, redis) as reviewers:
-        bot = asyncio.create_task(
-            run(settings, turns=6, timeout=3.0, linger=8.0, run_id=unique, say=lines.append)
-        )
-        decided = await reviewers.work(
-            lambda _item: {"verdict": "edit", "edited_text": EDITED, "reason": "example"},
-            done=bot.done,
-            timeout=120,
-        )
-        summary = await bot
+    bot = asyncio.create_task(
+        run(stack_settings, turns=6, timeout=3.0, linger=8.0, run_id=unique, say=lines.append)
+    )
+    decided = await stack.work(
+        lambda _item: {"verdict": "edit", "edited_text": EDITED, "reason": "example"},
+        done=bot.done,
+        timeout=120,
+    )
+    summary = await bot
 
     assert decided, "nothing was held: the review paths went untested"
     script = conversation(load(unique), 6)

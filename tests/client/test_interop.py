@@ -12,7 +12,7 @@ import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
 from hitl_shared.events import LLMOutput
-from tests.client.stack import auto_released, pipeline
+from tests.client.stack import auto_released
 
 pytestmark = pytest.mark.integration
 
@@ -65,17 +65,19 @@ def _await_release(bootstrap: str, topic: str, item_id: str, timeout: float) -> 
         consumer.close()
 
 
-async def test_librdkafka_app_publishes_raw_json_and_receives_its_release(settings, redis, unique):
+async def test_librdkafka_app_publishes_raw_json_and_receives_its_release(
+    stack, stack_settings, unique
+):
+    settings = stack_settings
     item_id = auto_released(lambda i: LLMOutput(**_raw_output(i)), f"rdkafka-{unique}").item_id
     trace_id = secrets.token_hex(16)
     traceparent = f"00-{trace_id}-{secrets.token_hex(8)}-01"
-    async with pipeline(settings, redis):
-        await asyncio.to_thread(
-            _publish, settings.kafka_bootstrap, settings.topics.llm_outputs, item_id, traceparent
-        )
-        message = await asyncio.to_thread(
-            _await_release, settings.kafka_bootstrap, settings.topics.llm_released, item_id, 60
-        )
+    await asyncio.to_thread(
+        _publish, settings.kafka_bootstrap, settings.topics.llm_outputs, item_id, traceparent
+    )
+    message = await asyncio.to_thread(
+        _await_release, settings.kafka_bootstrap, settings.topics.llm_released, item_id, 60
+    )
 
     release = json.loads(message.value())
     assert release["event_type"] == "llm.release" and release["outcome"] == "auto_released"

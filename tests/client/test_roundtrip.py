@@ -11,7 +11,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from hitl_shared.client import HitlClient
 from hitl_shared.client_sync import HitlClientSync
-from tests.client.stack import auto_released, held_leak, pipeline, reviewing
+from tests.client.stack import auto_released, held_leak
 from tests.factories import llm_output
 from tests.support import read_until
 
@@ -22,12 +22,13 @@ def _has(item_id: str):
     return lambda records: any(r.get("item_id") == item_id for r in records)
 
 
-async def test_auto_release_round_trip_continues_the_callers_trace(settings, redis, unique):
+async def test_auto_release_round_trip_continues_the_callers_trace(stack, stack_settings, unique):
+    settings = stack_settings
     output = auto_released(llm_output, f"auto-{unique}")
     exporter = InMemorySpanExporter()
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
-    async with pipeline(settings, redis), HitlClient(settings, tracer_provider=provider) as hitl:
+    async with HitlClient(settings, tracer_provider=provider) as hitl:
         with provider.get_tracer("app").start_as_current_span("app request") as request:
             result = await hitl.submit(output, wait=True, timeout=30)
         again = await hitl.submit(output, wait=True, timeout=30)
@@ -55,7 +56,7 @@ async def test_auto_release_round_trip_continues_the_callers_trace(settings, red
     assert publish.attributes["hitl.outcome"] == "auto_released"
 
 
-async def test_reviewed_outcomes_approved_edited_rejected(settings, redis, unique):
+async def test_reviewed_outcomes_approved_edited_rejected(stack, stack_settings, unique):
     items = {verdict: held_leak(f"{verdict}-{unique}", llm_output) for verdict in ("a", "e", "r")}
     edited = "Your card ending in 1111 is on file."
     verdicts = {
@@ -63,11 +64,11 @@ async def test_reviewed_outcomes_approved_edited_rejected(settings, redis, uniqu
         items["e"].item_id: {"verdict": "edit", "edited_text": edited, "reason": "pii"},
         items["r"].item_id: {"verdict": "reject", "reason": "card number", "labels": ["pii"]},
     }
-    async with reviewing(settings, redis) as reviewers, HitlClient(settings) as hitl:
+    async with HitlClient(stack_settings) as hitl:
         waits = [
             asyncio.create_task(hitl.submit(item, wait=True, timeout=60)) for item in items.values()
         ]
-        await reviewers.work(verdicts, done=lambda: all(w.done() for w in waits))
+        await stack.work(verdicts, done=lambda: all(w.done() for w in waits))
         approved, edited_result, rejected = [w.result() for w in waits]
 
     assert approved.status == "approved" and approved.text == items["a"].output_text
@@ -77,31 +78,31 @@ async def test_reviewed_outcomes_approved_edited_rejected(settings, redis, uniqu
     assert rejected.release is not None and rejected.release.reason == "card number"
 
 
-async def test_timeout_result_then_the_late_release(settings, redis, unique):
+async def test_timeout_result_then_the_late_release(stack, stack_settings, unique):
     item = held_leak(f"slow-{unique}", llm_output)
-    async with reviewing(settings, redis) as reviewers, HitlClient(settings) as hitl:
+    async with HitlClient(stack_settings) as hitl:
         result = await hitl.submit(item, wait=True, timeout=1.0)
         assert result.status == "timeout" and result.timed_out and not result.released
         assert result.text is None and result.text_or("Still checking...") == "Still checking..."
         assert result.waited_s >= 1.0
 
         late = asyncio.create_task(hitl.wait_for(item.item_id, timeout=60))
-        await reviewers.work({item.item_id: {"verdict": "approve"}}, done=late.done)
+        await stack.work({item.item_id: {"verdict": "approve"}}, done=late.done)
         assert (await late).status == "approved"
         # the release is remembered: asking again answers at once
         assert (await hitl.wait_for(item.item_id, timeout=0.01)).status == "approved"
 
 
-async def test_sync_client_round_trip(settings, redis, unique):
+async def test_sync_client_round_trip(stack, stack_settings, unique):
+    settings = stack_settings
     output = auto_released(llm_output, f"sync-{unique}")
-    async with pipeline(settings, redis):
 
-        def app_thread() -> str:
-            with HitlClientSync(settings, app="support-bot") as hitl:
-                result = hitl.submit(output.model_dump(exclude={"app"}), wait=True, timeout=30)
-                hitl.feedback(output.item_id, signal="copy")
-                return result.status
+    def app_thread() -> str:
+        with HitlClientSync(settings, app="support-bot") as hitl:
+            result = hitl.submit(output.model_dump(exclude={"app"}), wait=True, timeout=30)
+            hitl.feedback(output.item_id, signal="copy")
+            return result.status
 
-        assert await asyncio.to_thread(app_thread) == "auto_released"
+    assert await asyncio.to_thread(app_thread) == "auto_released"
     feedback = await read_until(settings, settings.topics.user_feedback, _has(output.item_id))
     assert feedback[0]["kind"] == "implicit" and feedback[0]["signal"] == "copy"
