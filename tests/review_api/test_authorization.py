@@ -65,6 +65,8 @@ async def test_only_admins_manage_users(api):
             await api.client.delete("/api/reviewers/alice/tokens", headers=who)
         ).status_code == 403
     assert (await api.client.get("/api/reviewers", headers=alice)).status_code == 403
+    reserved = await api.client.post("/api/reviewers", headers=ADMIN, json={"reviewer_id": "admin"})
+    assert reserved.status_code == 422 and "reserved" in reserved.text
     listed = await api.client.get("/api/reviewers", headers=auditor)
     assert {p["reviewer_id"] for p in listed.json()} == {"alice", "audrey"}
 

@@ -25,6 +25,9 @@ Level = Literal["L1", "L2", "L3"]
 Tag = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._\-]+$")]
 
 
+RESERVED_IDS = ("admin", "cli")  # the bootstrap admin and the CLI act under these names
+
+
 class Principal(BaseModel):
     """Who is calling, as the server knows them (never trusted from the client)."""
 
@@ -116,7 +119,8 @@ async def current_principal(
             headers={"WWW-Authenticate": "Bearer"},
         )
     token = credentials.credentials
-    found = await request.app.state.tokens.resolve(token) if len(token) <= 512 else None
+    tokens: TokenStore = request.app.state.tokens
+    found = await tokens.resolve(token) if len(token) <= 512 else None
     if found is None:
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED, "invalid token", headers={"WWW-Authenticate": "Bearer"}

@@ -12,10 +12,10 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Path, Query, Request, status
-from pydantic import BaseModel
+from pydantic import BaseModel, field_validator
 from sse_starlette.sse import EventSourceResponse
 
-from hitl_review_api.auth import AdminCaller, Caller, Principal, ReaderCaller
+from hitl_review_api.auth import RESERVED_IDS, AdminCaller, Caller, Principal, ReaderCaller
 from hitl_review_api.overview import overview
 
 router = APIRouter(prefix="/api", tags=["admin"])
@@ -24,7 +24,12 @@ ReviewerId = Annotated[str, Path(min_length=1, max_length=128, pattern=r"^[A-Za-
 
 
 class NewReviewer(Principal):
-    pass
+    @field_validator("reviewer_id")
+    @classmethod
+    def _not_reserved(cls, value: str) -> str:
+        if value.lower() in RESERVED_IDS:
+            raise ValueError(f"'{value}' is reserved")
+        return value
 
 
 class Issued(BaseModel):
