@@ -104,3 +104,33 @@ def test_card_brand_rules():
 def test_adjacent_numbers_do_not_hide_a_card():
     text = "Qty 3 4111111111111111 ok"
     assert spans(PII, text) == [("payment_card", "4111111111111111")]
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("Su DNI es 12345678Z.", "12345678Z"),
+        ("NIE X1234567L en el expediente", "X1234567L"),
+        ("CPF 390.533.447-05 no cadastro", "390.533.447-05"),
+        ("Codice fiscale RSSMRA85T10A562S", "RSSMRA85T10A562S"),
+        ("NI number AB 12 34 56 C on the payslip", "AB 12 34 56 C"),
+        ("Aadhaar: 2345 6789 0124", "2345 6789 0124"),
+        ("BSN 111222333 staat op de pas", "111222333"),
+        ("NIR 2 95 10 99 126 111 93 (sécurité sociale)", "2 95 10 99 126 111 93"),
+    ],
+)
+def test_national_ids_are_validated_by_their_own_rules(text, value):
+    assert spans(PII, text) == [("national_id", value)]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "DNI 12345678A has the wrong letter",
+        "CPF 390.533.447-06 fails its check digits",
+        "Order 111222333 shipped",  # a valid BSN shape, but no BSN context
+        "Aadhaar is India's id scheme; reference 2345 6789 0125 failed",
+    ],
+)
+def test_national_id_look_alikes_are_quiet(text):
+    assert [c for c, _ in spans(PII, text) if c == "national_id"] == []

@@ -104,6 +104,70 @@ class Item:
 # ---------------------------------------------------------------- value makers
 
 
+def national_id() -> str:
+    """A valid national id of a random scheme, written with its usual punctuation."""
+    from stdnum import verhoeff
+    from stdnum.es import dni, nie
+    from stdnum.fr import nir
+    from stdnum.it import codicefiscale
+    from stdnum.nl import bsn
+
+    kind = rng.choice(["dni", "nie", "cpf", "cf", "nino", "aadhaar", "sin", "bsn", "nir"])
+    if kind == "dni":
+        body = f"{rng.randint(10**7, 10**8 - 1)}"
+        return body + dni.calc_check_digit(body)
+    if kind == "nie":
+        body = rng.choice("XYZ") + f"{rng.randint(10**6, 10**7 - 1)}"
+        return body + nie.calc_check_digit(body)
+    if kind == "cpf":
+        digits = [rng.randint(0, 9) for _ in range(9)]
+        for n in (10, 11):
+            total = sum(d * w for d, w in zip(digits, range(n, 1, -1), strict=False))
+            digits.append((total * 10 % 11) % 10)
+        s = "".join(map(str, digits))
+        return f"{s[:3]}.{s[3:6]}.{s[6:9]}-{s[9:]}"
+    if kind == "cf":
+        body = (
+            rand(string.ascii_uppercase, 6)
+            + f"{rng.randint(40, 99)}"
+            + rng.choice("ABCDEHLMPRST")
+            + f"{rng.randint(1, 28):02d}"
+            + rng.choice("ADFHLM")
+            + f"{rng.randint(100, 999)}"
+        )
+        return body + codicefiscale.calc_check_digit(body)
+    if kind == "nino":
+        first = rng.choice("ABCEGHJKLMNOPRSTWXYZ")
+        second = rng.choice("ABCEGHJKLMNPRSTWXYZ")
+        if first + second in ("BG", "GB", "NK", "KN", "TN", "NT", "ZZ"):
+            first, second = "A", "B"
+        digits = f"{rng.randint(0, 999999):06d}"
+        return f"{first}{second} {digits[:2]} {digits[2:4]} {digits[4:]} {rng.choice('ABCD')}"
+    if kind == "aadhaar":
+        body = f"{rng.randint(2, 9)}{rng.randint(0, 10**10 - 1):010d}"
+        s = body + verhoeff.calc_check_digit(body)
+        return f"AADHAAR:{s[:4]} {s[4:8]} {s[8:]}"
+    if kind == "sin":
+        s = luhn_complete(str(rng.randint(1, 7)), 9)
+        return f"SIN:{s[:3]} {s[3:6]} {s[6:]}"
+    if kind == "bsn":
+        while True:
+            s = f"{rng.randint(10**8, 10**9 - 1)}"
+            if bsn.is_valid(s):
+                return f"BSN:{s}"
+    body = f"{rng.choice('12')}{rng.randint(40, 99)}{rng.randint(1, 12):02d}{rng.randint(1, 95):02d}{rng.randint(1, 999):03d}{rng.randint(1, 999):03d}"
+    s = body + nir.calc_check_digits(body)
+    return f"NIR:{s[0]} {s[1:3]} {s[3:5]} {s[5:7]} {s[7:10]} {s[10:13]} {s[13:]}"
+
+
+def wrong_dni() -> str:
+    from stdnum.es import dni
+
+    body = f"{rng.randint(10**7, 10**8 - 1)}"
+    right = dni.calc_check_digit(body)
+    return body + rng.choice([c for c in "TRWAGMYFPDXBNJZSQVHLCKE" if c != right])
+
+
 def luhn_complete(prefix: str, length: int) -> str:
     body = prefix + "".join(rng.choice(string.digits) for _ in range(length - len(prefix) - 1))
     return body + luhn.calc_check_digit(body)
@@ -381,6 +445,11 @@ PII_TEMPLATES = {
         "The social security number on the W-2 is {v}.",
         "For the background check we used SSN {v}.",
     ],
+    "national_id": [
+        "{name}'s {label} is {v}, as on the onboarding form.",
+        "For verification we have {label} {v} on file.",
+        "The {label} number you gave ({v}) matches our records.",
+    ],
     "ip_address": [
         "The last login to {name}'s account came from IP address {v}.",
         "The suspicious session was traced to {v}.",
@@ -426,6 +495,10 @@ PII_NEGATIVES = [
     lambda: f"Reference code {rng.randint(10**8, 10**9 - 1)} confirms the booking.",
     lambda: f"The sha256 is {rand('0123456789abcdef', 64)}.",
     lambda: "Email us through the contact form at example.com/contact; we don't share addresses.",
+    lambda: f"The DNI you typed, {wrong_dni()}, has the wrong control letter.",
+    lambda: (
+        f"Ticket {rng.randint(10**7, 10**8 - 1)}-Q is closed; SKU AB{rng.randint(100000, 999999)}X ships Monday."
+    ),
     lambda: f"The coordinates are {rng.uniform(-80, 80):.4f}, {rng.uniform(-170, 170):.4f}.",
 ]
 
@@ -435,6 +508,15 @@ def pii_item() -> Item:
     categories = rng.sample(list(PII_TEMPLATES), k=rng.choice([1, 1, 1, 2]))
     for i, category in enumerate(categories):
         template = rng.choice(PII_TEMPLATES[category]).replace("{name}", rng.choice(NAMES))
+        if category == "national_id":
+            raw = national_id()
+            label, value = raw.split(":", 1) if ":" in raw else ("ID", raw)
+            label = {"AADHAAR": "Aadhaar", "ID": "ID"}.get(label, label)
+            template = template.replace("{label}", label)
+            if i:
+                item.add(" ")
+            item.template(template, value, "pii", category)
+            continue
         value = {
             "email": email,
             "phone": lambda: phone()[1],

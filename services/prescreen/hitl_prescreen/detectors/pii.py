@@ -20,9 +20,10 @@ from stdnum import luhn
 from stdnum.us import ssn as stdnum_ssn
 
 from hitl_prescreen.detectors.base import ScreenContext, make_flag, mask
+from hitl_prescreen.detectors.national_ids import national_ids
 from hitl_shared.events import Flag, LLMOutput, Severity
 
-CATEGORIES = ("payment_card", "iban", "us_ssn", "email", "ip_address", "phone")
+CATEGORIES = ("payment_card", "iban", "us_ssn", "national_id", "email", "ip_address", "phone")
 
 
 class PiiConfig(BaseModel):
@@ -198,6 +199,11 @@ def _in_url(text: str, start: int) -> bool:
     return "://" in text[token_start + 1 : start]
 
 
+def _national_ids(text: str) -> Iterator[_Hit]:
+    for start, end, label in national_ids(text):
+        yield _Hit("national_id", start, end, "critical", 0.93, f"{label} (validated)")
+
+
 def _emails(text: str) -> Iterator[_Hit]:
     if "@" not in text:
         return
@@ -350,6 +356,7 @@ class PiiDetector:
             ("payment_card", _cards(text)),
             ("iban", _ibans(text)),
             ("us_ssn", _ssns(text)),
+            ("national_id", _national_ids(text)),
             ("email", _emails(text)),
             ("ip_address", _ips(text, self.config)),
             ("phone", _phones(text, self.config, taken)),

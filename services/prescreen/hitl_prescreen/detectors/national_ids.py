@@ -1,0 +1,108 @@
+"""National identity numbers beyond the US SSN, each validated by its own check rule.
+
+Schemes with a strong shape (a check letter or fixed punctuation) need no context:
+Spanish DNI/NIE, Brazilian CPF in its dotted form, Italian codice fiscale, UK National
+Insurance number. Bare digit runs that many things could be (Aadhaar, Canadian SIN,
+Dutch BSN, French NIR, bare CPF) count only with the scheme's name nearby.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from stdnum.br import cpf
+from stdnum.ca import sin
+from stdnum.es import dni, nie
+from stdnum.fr import nir
+from stdnum.in_ import aadhaar
+from stdnum.it import codicefiscale
+from stdnum.nl import bsn
+
+_NINO_BAD_PREFIXES = frozenset({"BG", "GB", "NK", "KN", "TN", "NT", "ZZ"})
+
+
+def _nino_valid(value: str) -> bool:
+    """UK NINOs have no check digit: the prefix rules are all there is."""
+    compact = value.replace(" ", "")
+    return compact[:2] not in _NINO_BAD_PREFIXES
+
+
+@dataclass(frozen=True)
+class Scheme:
+    label: str
+    regex: re.Pattern[str]
+    valid: Callable[[str], bool]
+    context: re.Pattern[str] | None = None  # required nearby (before) when set
+
+
+_OMO = "[0-9LMNPQRSTUV]"  # codice fiscale digits may be replaced by these letters
+SCHEMES: tuple[Scheme, ...] = (
+    Scheme("Spanish DNI", re.compile(r"(?<![\w-])\d{8}-?[A-Z](?![\w-])"), dni.is_valid),
+    Scheme("Spanish NIE", re.compile(r"(?<![\w-])[XYZ]-?\d{7}-?[A-Z](?![\w-])"), nie.is_valid),
+    Scheme(
+        "Brazilian CPF", re.compile(r"(?<![\w.-])\d{3}\.\d{3}\.\d{3}-\d{2}(?![\w-])"), cpf.is_valid
+    ),
+    Scheme(
+        "Brazilian CPF",
+        re.compile(r"(?<![\w.-])\d{11}(?![\w-])"),
+        cpf.is_valid,
+        re.compile(r"(?i)\bcpf\b"),
+    ),
+    Scheme(
+        "Italian codice fiscale",
+        re.compile(
+            rf"(?<![A-Za-z0-9])[A-Z]{{6}}{_OMO}{{2}}[A-EHLMPR-T]{_OMO}{{2}}[A-Z]{_OMO}{{3}}[A-Z]"
+            r"(?![A-Za-z0-9])"
+        ),
+        codicefiscale.is_valid,
+    ),
+    Scheme(
+        "UK National Insurance number",
+        re.compile(
+            r"(?<![A-Za-z0-9])[A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z] ?\d{2} ?\d{2} ?\d{2} ?[A-D]"
+            r"(?![A-Za-z0-9])"
+        ),
+        _nino_valid,
+    ),
+    Scheme(
+        "Aadhaar number",
+        re.compile(r"(?<![\w-])[2-9]\d{3} ?\d{4} ?\d{4}(?![\w-])"),
+        aadhaar.is_valid,
+        re.compile(r"(?i)\b(?:aadhaa?r|uidai)\b|आधार"),
+    ),
+    Scheme(
+        "Canadian SIN",
+        re.compile(r"(?<![\w-])\d{3}[ -]?\d{3}[ -]?\d{3}(?![\w-])"),
+        sin.is_valid,
+        re.compile(r"\bSIN\b|(?i:\bsocial insurance\b)"),
+    ),
+    Scheme(
+        "Dutch BSN",
+        re.compile(r"(?<![\w.-])\d{4}\.?\d{2}\.?\d{3}(?![\w-])"),
+        bsn.is_valid,
+        re.compile(r"(?i)\b(?:bsn|burgerservicenummer)\b"),
+    ),
+    Scheme(
+        "French NIR",
+        re.compile(r"(?<![\w-])[12] ?\d{2} ?\d{2} ?(?:\d{2}|2[AB]) ?\d{3} ?\d{3} ?\d{2}(?![\w-])"),
+        nir.is_valid,
+        re.compile(r"(?i)\b(?:nir|insee|sécurité sociale|securite sociale|sécu)\b"),
+    ),
+)
+CONTEXT_WINDOW = 60
+
+
+def national_ids(text: str) -> Iterator[tuple[int, int, str]]:
+    """(start, end, scheme label) of each validated national id in ``text``."""
+    for scheme in SCHEMES:
+        if scheme.context is not None and not scheme.context.search(text):
+            continue  # the scheme's name appears nowhere: no need to scan
+        for m in scheme.regex.finditer(text):
+            if scheme.context is not None:
+                before = text[max(0, m.start() - CONTEXT_WINDOW) : m.start()]
+                if not scheme.context.search(before):
+                    continue
+            if scheme.valid(m.group()):
+                yield m.start(), m.end(), scheme.label
