@@ -45,8 +45,9 @@ async def test_cli_creates_reviewers_whose_tokens_work(api):
     stored = await api.app.state.redis.keys(f"{{{api.settings.redis_prefix}}}:token:*")
     assert token not in str(stored)  # only the hash is a key
 
-    bad = _cli(api.settings, "create-reviewer", "bad id!")
-    assert bad.returncode == 2 and "invalid input" in bad.stderr
+    for bad_id in ("bad id!", "admin"):
+        bad = _cli(api.settings, "create-reviewer", bad_id)
+        assert bad.returncode == 2 and "invalid input" in bad.stderr
     assert _cli(api.settings, "revoke", "carol").stdout.strip() == "revoked 1 token(s)"
     gone = await api.client.get("/api/me", headers={"Authorization": f"Bearer {token}"})
     assert gone.status_code == 401

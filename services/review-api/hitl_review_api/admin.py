@@ -23,7 +23,7 @@ from redis.asyncio import Redis
 
 from hitl_review_api.audit import AuditLog
 from hitl_review_api.auth import Principal, TokenStore
-from hitl_review_api.routes_admin import ADMIN_TRAIL
+from hitl_review_api.routes_admin import ADMIN_TRAIL, NewReviewer
 from hitl_shared.settings import Settings
 
 
@@ -51,14 +51,14 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
     actor = {"actor": "cli", "role": "admin"}
     try:
         if args.command == "create-reviewer":
-            principal = Principal(
+            principal = NewReviewer(
                 reviewer_id=args.reviewer_id,
                 role=args.role,
                 level=args.level,
                 skills=tuple(args.skill),
                 languages=tuple(args.language or ["en"]),
             )
-            print(await tokens.issue(principal))
+            print(await tokens.issue(Principal(**principal.model_dump())))
             await audit.append(
                 ADMIN_TRAIL,
                 {**actor, "action": "create_reviewer", "after": principal.model_dump(mode="json")},
