@@ -55,11 +55,16 @@ LANGUAGE_SCRIPT = {
 }
 
 
+@lru_cache(maxsize=64)  # shared by the features and the language check of one item
+def char_counts(text: str) -> Counter[str]:
+    return Counter(text)
+
+
 def script_share(text: str, script: str) -> tuple[float, int]:
     """Share of the text's letters written in ``script``, and the number of letters."""
     ranges = SCRIPTS[script]
     letters = inside = 0
-    for ch, count in Counter(text).items():
+    for ch, count in char_counts(text).items():
         if not ch.isalpha():
             continue
         letters += count
@@ -97,7 +102,7 @@ def features(text: str) -> dict[str, float]:
     n = len(text)
     if n == 0:
         return dict.fromkeys(FEATURES, 0.0)
-    counts = Counter(text)
+    counts = char_counts(text)
     entropy = -sum((c / n) * math.log2(c / n) for c in counts.values())
     letters = non_latin = digits = 0
     for ch, c in counts.items():

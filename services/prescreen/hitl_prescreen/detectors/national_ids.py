@@ -35,6 +35,7 @@ class Scheme:
     regex: re.Pattern[str]
     valid: Callable[[str], bool]
     context: re.Pattern[str] | None = None  # required nearby (before) when set
+    hints: tuple[str, ...] = ()  # lower-case words one of which the context needs
 
 
 _OMO = "[0-9LMNPQRSTUV]"  # codice fiscale digits may be replaced by these letters
@@ -49,6 +50,7 @@ SCHEMES: tuple[Scheme, ...] = (
         re.compile(r"(?<![\w.-])\d{11}(?![\w-])"),
         cpf.is_valid,
         re.compile(r"(?i)\bcpf\b"),
+        ("cpf",),
     ),
     Scheme(
         "Italian codice fiscale",
@@ -71,38 +73,50 @@ SCHEMES: tuple[Scheme, ...] = (
         re.compile(r"(?<![\w-])[2-9]\d{3} ?\d{4} ?\d{4}(?![\w-])"),
         aadhaar.is_valid,
         re.compile(r"(?i)\b(?:aadhaa?r|uidai)\b|आधार"),
+        ("aadha", "uidai", "आधार"),
     ),
     Scheme(
         "Canadian SIN",
         re.compile(r"(?<![\w-])\d{3}[ -]?\d{3}[ -]?\d{3}(?![\w-])"),
         sin.is_valid,
         re.compile(r"\bSIN\b|(?i:\bsocial insurance\b)"),
+        ("sin", "social insurance"),
     ),
     Scheme(
         "Dutch BSN",
         re.compile(r"(?<![\w.-])\d{4}\.?\d{2}\.?\d{3}(?![\w-])"),
         bsn.is_valid,
         re.compile(r"(?i)\b(?:bsn|burgerservicenummer)\b"),
+        ("bsn", "burgerservicenummer"),
     ),
     Scheme(
         "French NIR",
         re.compile(r"(?<![\w-])[12] ?\d{2} ?\d{2} ?(?:\d{2}|2[AB]) ?\d{3} ?\d{3} ?\d{2}(?![\w-])"),
         nir.is_valid,
         re.compile(r"(?i)\b(?:nir|insee|sécurité sociale|securite sociale|sécu)\b"),
+        ("nir", "insee", "sociale", "sécu"),
     ),
 )
 CONTEXT_WINDOW = 60
 
 
+_SHAPED = tuple(scheme for scheme in SCHEMES if scheme.context is None)
+_NAMED = tuple(scheme for scheme in SCHEMES if scheme.context is not None)
+
+
 def national_ids(text: str) -> Iterator[tuple[int, int, str]]:
     """(start, end, scheme label) of each validated national id in ``text``."""
-    for scheme in SCHEMES:
-        if scheme.context is not None and not scheme.context.search(text):
-            continue  # the scheme's name appears nowhere: no need to scan
+    # (One combined alternation was measured slower than these separate scans.)
+    for scheme in _SHAPED:
         for m in scheme.regex.finditer(text):
-            if scheme.context is not None:
-                before = text[max(0, m.start() - CONTEXT_WINDOW) : m.start()]
-                if not scheme.context.search(before):
-                    continue
             if scheme.valid(m.group()):
+                yield m.start(), m.end(), scheme.label
+    lowered = text.lower()
+    for scheme in _NAMED:
+        if not any(map(lowered.__contains__, scheme.hints)):
+            continue  # the scheme's name appears nowhere: no need to scan
+        assert scheme.context is not None
+        for m in scheme.regex.finditer(text):
+            before = text[max(0, m.start() - CONTEXT_WINDOW) : m.start()]
+            if scheme.context.search(before) and scheme.valid(m.group()):
                 yield m.start(), m.end(), scheme.label
