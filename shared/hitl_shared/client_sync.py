@@ -30,7 +30,11 @@ class HitlClientSync:
             target=self._loop.run_forever, name="hitl-client-loop", daemon=True
         )
         self._thread.start()
-        self.client: HitlClient = self._call(self._make(settings, options))
+        try:
+            self.client: HitlClient = self._call(self._make(settings, options))
+        except BaseException:
+            self._stop_loop()
+            raise
 
     @staticmethod
     async def _make(settings: Settings, options: dict[str, Any]) -> HitlClient:
@@ -59,9 +63,12 @@ class HitlClientSync:
         try:
             self._call(self.client.close(), timeout=30)
         finally:
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join(timeout=10)
-            self._loop.close()
+            self._stop_loop()
+
+    def _stop_loop(self) -> None:
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=10)
+        self._loop.close()
 
     def submit(
         self, output: LLMOutput | Mapping[str, Any], *, wait: bool = False, timeout: float = 30.0

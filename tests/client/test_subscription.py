@@ -6,7 +6,8 @@ import asyncio
 
 import pytest
 
-from hitl_shared.client import HitlClient
+from hitl_shared.client import HitlClient, TopicMissingError
+from hitl_shared.client_sync import HitlClientSync
 from hitl_shared.events import Release, Retraction
 from tests.support import produce
 
@@ -74,3 +75,31 @@ async def test_group_subscription_commits_only_what_was_handled(settings, unique
     assert [e.item_id for e in first] == [f"a-{unique}"]
     assert [e.item_id for e in second] == [f"b-{unique}"]  # a was handled and committed
     assert [e.item_id for e in third] == [f"b-{unique}"]  # b was not: at-least-once
+
+
+async def test_sync_subscription_polls_and_iterates(settings, unique):
+    def app_thread() -> tuple[object, list[str]]:
+        with (
+            HitlClientSync(settings, app="support-bot", listen=False) as hitl,
+            hitl.subscribe(kinds=("retraction",)) as events,
+        ):
+            idle = events.next_event(timeout=0.3)
+            asyncio.run(
+                _publish(settings, _retraction(f"s1-{unique}"), _retraction(f"s2-{unique}"))
+            )
+            got = []
+            for event in events:
+                got.append(event.item_id)
+                if len(got) == 2:
+                    break
+            return idle, got
+
+    idle, got = await asyncio.to_thread(app_thread)
+    assert idle is None
+    assert sorted(got) == [f"s1-{unique}", f"s2-{unique}"]
+
+
+def test_sync_client_start_failure_is_raised_and_cleaned_up(settings):
+    missing = settings.model_copy(update={"topic_prefix": "no-such-topics."})
+    with pytest.raises(TopicMissingError, match="does not exist"):
+        HitlClientSync(missing)
