@@ -140,6 +140,12 @@ class OutboxPublisher:
             args += [partition, offset]
         if not int(await self._commit(args=args)):
             raise LockLost("outbox lock lost while publishing; another router took over")
+        if self._recovered:
+            log.info(
+                "outbox recovery: %d staged entries were already on %s; not published again",
+                len(entries) - len(futures),
+                self.topic,
+            )
         self._recovered = None
         self.published += len(futures)
         return len(entries)
