@@ -113,3 +113,20 @@ def test_packaged_default_config_enables_every_detector():
     assert set(DETECTORS) == {
         "pii", "secrets", "toxicity", "injection", "claims", "confidence", "anomaly", "edge_cases"
     }  # fmt: skip
+
+
+def test_very_long_output_is_screened_on_a_prefix_and_marked_for_review():
+    text = "Card 4111 1111 1111 1111. " + "x" * 5_000
+    result = screen(output(text), DETECTORS, budget_ms=60_000, max_chars=1_000)
+    assert result.output.output_text == text  # the event itself is passed on whole
+    assert any("only the first 1000" in e for e in result.detector_errors)
+    assert ("payment_card", "4111 1111 1111 1111") in {
+        (f.category, text[f.start : f.end]) for f in result.flags
+    }
+    assert all(f.end <= 1_000 for f in result.flags if f.category != "detector_error")
+
+
+def test_pathological_digit_runs_finish():
+    """'1 1 1 1 …' once cost seconds in card and phone search; it must stay linear."""
+    result = screen(output("1 " * 50_000), DETECTORS, budget_ms=60_000)
+    assert [f for f in result.flags if f.detector == "pii"] == []

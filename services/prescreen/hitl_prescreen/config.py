@@ -53,6 +53,9 @@ class PrescreenConfig(BaseModel):
     detector_budget_ms: float = Field(
         default=25.0, gt=0, description="A detector slower than this on one item is an error"
     )
+    max_chars: int = Field(
+        default=200_000, ge=1_000, description="Longer outputs are screened on this prefix"
+    )
     redis_timeout_s: float = Field(
         default=0.5, gt=0, description="Loading baseline / knowledge base past this is an error"
     )

@@ -15,6 +15,7 @@ from hitl_shared.events import Flag, LLMOutput, ScreenedOutput
 
 LegacyDetector = Callable[[LLMOutput], Sequence[Flag]]
 DEFAULT_BUDGET_MS = 25.0
+DEFAULT_MAX_CHARS = 200_000
 ERROR_DETECTOR = "prescreen"
 
 
@@ -60,14 +61,24 @@ def screen(
     budget_ms: float = DEFAULT_BUDGET_MS,
     timings: dict[str, float] | None = None,
     errors: Sequence[str] = (),
+    max_chars: int = DEFAULT_MAX_CHARS,
 ) -> ScreenedOutput:
     """All flags of all detectors, with per-detector max scores.
 
     ``errors`` are failures found before screening (e.g. the baseline could not be
-    loaded); ``timings`` receives each detector's wall time in milliseconds.
+    loaded); ``timings`` receives each detector's wall time in milliseconds. Text past
+    ``max_chars`` is not scanned (bounded cost per item) and the item is marked for
+    review; spans stay valid since the scanned text is a prefix.
     """
     flags: list[Flag] = []
     failed: list[str] = list(errors)
+    original = output
+    if len(output.output_text) > max_chars:
+        failed.append(
+            f"prescreen: output of {len(output.output_text)} chars; only the first "
+            f"{max_chars} were screened"
+        )
+        output = output.model_copy(update={"output_text": output.output_text[:max_chars]})
     length = len(output.output_text)
     for name, detector in (detectors if detectors is not None else _default_detectors()).items():
         started = time.perf_counter()
@@ -92,8 +103,8 @@ def screen(
     for flag in flags:
         scores[flag.detector] = max(scores.get(flag.detector, 0.0), flag.score)
     return ScreenedOutput(
-        item_id=output.item_id,
-        output=output,
+        item_id=original.item_id,
+        output=original,
         flags=tuple(flags),
         scores=scores,
         detector_errors=tuple(failed),

@@ -65,6 +65,7 @@ class Screener:
             self.detectors,
             context=ScreenContext(baseline=baseline, edge_cases=index),
             budget_ms=self.config.detector_budget_ms,
+            max_chars=self.config.max_chars,
             timings=timings,
             errors=errors,
         )

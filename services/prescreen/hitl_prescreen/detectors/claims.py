@@ -31,7 +31,7 @@ _NUMBER = re.compile(r"(?<![\w.])[$€£¥]?\d[\d,]*(?:\.\d+)?(?:\s?%|\s?(?:k|m|
 _QUOTE = re.compile(r"[\"“]([^\"”\n]{8,200})[\"”]")
 _ENTITY = re.compile(
     r"(?<![\w'])(?:[A-Z][a-z]+(?:-[A-Z]?[a-z]+|'[A-Z][a-z]+)?|[A-Z]{2,})"
-    r"(?:\s+(?:of|de|van|von|the|and|&)?\s*(?:[A-Z][a-z]+|[A-Z]{2,}))*"
+    r"(?:[ \t]+(?:(?:of|de|van|von|the|and|&)[ \t]+)?(?:[A-Z][a-z]+|[A-Z]{2,}))*"
 )
 _CODE = re.compile(r"[=*(){}\[\]`;<>]|\b(?:SELECT|FROM|WHERE|def|return)\b")
 _COMMON = frozenset(

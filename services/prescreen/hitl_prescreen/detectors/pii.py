@@ -12,6 +12,7 @@ import ipaddress
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import lru_cache
 
 import phonenumbers
 from pydantic import BaseModel, ConfigDict, Field
@@ -102,6 +103,9 @@ class _Hit:
     explanation: str
 
 
+MAX_CARD_GROUPS = 6  # 4-4-4-4-3 is the most groups a card is written in
+
+
 def card_brand(digits: str) -> str | None:
     """The card network a number belongs to, by issuer prefix and length, or None."""
     n = len(digits)
@@ -135,6 +139,8 @@ def _groups(text: str, start: int, end: int) -> list[tuple[int, int]]:
 def _cards(text: str) -> Iterator[_Hit]:
     for m in _CARD.finditer(text):
         groups = _groups(text, m.start(), m.end())
+        if len(groups) > MAX_CARD_GROUPS:
+            groups = [(0, m.end() - m.start())]  # "1 2 3 4 …" is no card layout: whole run only
         found = False
         # Longest run of groups first: two numbers side by side must not hide a card.
         for size in range(len(groups), 0, -1):
@@ -269,9 +275,11 @@ def _is_documentation(address: ipaddress.IPv4Address | ipaddress.IPv6Address) ->
     return any(address.version == n.version and address in n for n in _DOC_NETS)
 
 
+_SINGLE_DIGIT_GROUP = re.compile(r"(?<!\d)\d(?!\d)")
 _NANP_SHAPE = re.compile(r"(?:\+?1[ .-]?)?\(\d{3}\) ?\d{3}-\d{4}")
 
 
+@lru_cache(maxsize=4096)
 def _phone_number(
     candidate: str, regions: tuple[str, ...], *, lenient: bool = False
 ) -> phonenumbers.PhoneNumber | None:
@@ -314,6 +322,8 @@ def _phones(text: str, config: PiiConfig, taken: list[tuple[int, int]]) -> Itera
         if any(m.start() < b and a < m.end() for a, b in taken):
             continue  # part of a card, IBAN, SSN or IP address found before
         candidate = m.group()
+        if len(_SINGLE_DIGIT_GROUP.findall(candidate)) > 2:
+            continue  # "1 2 3 4 5 6 7": a list of digits, not a phone layout
         # A closing parenthesis may end the match only when it opened inside it.
         if candidate.count("(") < candidate.count(")"):
             continue
