@@ -13,16 +13,20 @@ item's head is the genesis). Editing, reordering or deleting any entry afterward
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
+import random
 from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 
 GENESIS = "0" * 64
-MAX_ATTEMPTS = 20
+MAX_ATTEMPTS = 50
+LOCK_STRIPES = 64
 
 _APPEND = """
 local prev = redis.call('HGET', KEYS[2], 'hash')
@@ -86,35 +90,65 @@ class AuditLog:
         self.ns = "{" + namespace + "}"
         self._append = redis.register_script(_APPEND)
         self._heads: dict[str, tuple[str, int]] = {}
+        self._locks = [asyncio.Lock() for _ in range(LOCK_STRIPES)]
 
     def key(self, item_id: str) -> str:
         return f"{self.ns}:audit:{item_id}"
 
-    async def append(self, item_id: str, record: dict[str, Any]) -> dict[str, Any]:
-        """Chain ``record`` after the current head; returns the stored entry."""
+    def _entry(self, item_id: str, record: dict[str, Any], prev: str, seq: int) -> dict[str, Any]:
+        body = {
+            **record,
+            "item_id": item_id,
+            "seq": seq,
+            "at": datetime.now(UTC).isoformat(),
+            "prev_hash": prev,
+        }
+        return {**body, "hash": entry_hash(prev, body)}
+
+    async def _push(self, client: Any, item_id: str, entry: dict[str, Any]) -> Any:
         key = self.key(item_id)
-        prev, seq = self._heads.get(item_id, (GENESIS, 0))
-        for _ in range(MAX_ATTEMPTS):
-            body = {
-                **record,
-                "item_id": item_id,
-                "seq": seq,
-                "at": datetime.now(UTC).isoformat(),
-                "prev_hash": prev,
-            }
-            entry = {**body, "hash": entry_hash(prev, body)}
-            stored, head, length = await self._append(
-                keys=[key, f"{key}:head"], args=[prev, seq, canonical(entry), entry["hash"]]
-            )
-            prev, seq = (head.decode() if isinstance(head, bytes) else str(head)), int(length)
-            self._remember(item_id, prev, seq)
-            if int(stored) == 1:
-                return entry
+        return await self._append(
+            keys=[key, f"{key}:head"],
+            args=[entry["prev_hash"], entry["seq"], canonical(entry), entry["hash"]],
+            client=client,
+        )
+
+    def _settled(self, item_id: str, result: Any) -> bool:
+        stored, head, length = result
+        self._remember(item_id, head.decode() if isinstance(head, bytes) else str(head), length)
+        return int(stored) == 1
+
+    async def append(self, item_id: str, record: dict[str, Any]) -> dict[str, Any]:
+        """Chain ``record`` after the current head; returns the stored entry.
+
+        Appends of one process are serialized per item (striped locks), so only other
+        processes can race us, and each lost race re-chains on the head it returned.
+        """
+        async with self._locks[hash(item_id) % len(self._locks)]:
+            for attempt in range(MAX_ATTEMPTS):
+                entry = self._entry(item_id, record, *self._heads.get(item_id, (GENESIS, 0)))
+                if self._settled(item_id, await self._push(self.redis, item_id, entry)):
+                    return entry
+                await asyncio.sleep(random.uniform(0, 0.002 * attempt))
         raise RuntimeError(f"audit append for {item_id} kept racing; gave up")
 
-    def _remember(self, item_id: str, head: str, length: int) -> None:
+    async def stage(self, pipe: Pipeline, item_id: str, record: dict[str, Any]) -> dict[str, Any]:
+        """Queue an append on the caller's pipeline (one round trip with its other work)."""
+        entry = self._entry(item_id, record, *self._heads.get(item_id, (GENESIS, 0)))
+        await self._push(pipe, item_id, entry)
+        return entry
+
+    async def settle(
+        self, item_id: str, record: dict[str, Any], entry: dict[str, Any], result: Any
+    ) -> dict[str, Any]:
+        """Finish a staged append: done, or re-chained on the current head if it raced."""
+        if self._settled(item_id, result):
+            return entry
+        return await self.append(item_id, record)
+
+    def _remember(self, item_id: str, head: str, length: Any) -> None:
         self._heads.pop(item_id, None)
-        self._heads[item_id] = (head, length)
+        self._heads[item_id] = (head, int(length))
         if len(self._heads) > HEADS_CACHED:
             self._heads.pop(next(iter(self._heads)))
 

@@ -56,13 +56,15 @@ async def item_record(item_id: ItemIdPath, who: Caller, request: Request) -> dic
     actions, verification = await st.audit.checked(item_id)
     if not fields and not actions and release is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no record of item {item_id!r}")
-    screened = _load(fields.get("screened"))
+    task = _load(fields.get("task")) or {}
+    screened = _load(fields.get("screened")) or task.get("screened")
+    routing = _load(fields.get("decision")) or task.get("decision")
     return {
         "item_id": item_id,
         "original": screened["output"] if screened else None,
         "flags": screened["flags"] if screened else [],
         "scores": screened["scores"] if screened else {},
-        "routing": _load(fields.get("decision")),
+        "routing": routing,
         "actions": actions,
         "release": _released(release),
         "retraction": _released(retraction),

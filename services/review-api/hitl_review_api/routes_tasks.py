@@ -83,33 +83,31 @@ async def claim(who: Caller, request: Request) -> Response:
         return Response(status_code=status.HTTP_204_NO_CONTENT)
     task = ReviewTask.model_validate_json(got.payload)
     output = task.screened.output
+    shown = review_item_key(st.queue.ns, task.item_id)
+    claimed = {**_actor(who), "action": "claim", "task_id": got.task_id, "fence": got.fence}
     async with st.redis.pipeline(transaction=False) as pipe:
         pipe.lrange(decisions_key(st.queue, got.task_id), 0, -1)
-        st.knowledge.lookup(pipe, task)
-        shown = review_item_key(st.queue.ns, task.item_id)
-        pipe.hsetnx(shown, "screened", task.screened.model_dump_json())
-        pipe.hsetnx(shown, "decision", task.decision.model_dump_json())
+        kb_lists = st.knowledge.lookup(pipe, task)
+        pipe.hsetnx(shown, "task", got.payload)
         pipe.expire(shown, KEEP_SECONDS * 4)
-        raw_prior, *lists = (await pipe.execute())[:-3]
-    prior = [ReviewDecision.model_validate_json(r) for r in raw_prior]
-    similar = st.knowledge.similar(task, lists)
-    await st.audit.append(
-        task.item_id,
-        {**_actor(who), "action": "claim", "task_id": got.task_id, "fence": got.fence},
-    )
+        entry = await st.audit.stage(pipe, task.item_id, claimed)
+        results = await pipe.execute()
+    await st.audit.settle(task.item_id, claimed, entry, results[-1])
+    prior = [ReviewDecision.model_validate_json(r) for r in results[0]]
     body = {
         "task_id": got.task_id,
         "fence": got.fence,
         "lease_expires_ms": got.lease_expires_ms,
         "lease_seconds": settings.lease_seconds,
-        "task": task.model_dump(mode="json"),
         "segments": [s.model_dump() for s in segments(output.output_text, task.screened.flags)],
         "current_text": current_text(task, prior),
         "approvals_needed": approvals_needed(task),
         "previous_decisions": [d.model_dump(mode="json") for d in prior],
-        "similar_cases": similar,
+        "similar_cases": st.knowledge.similar(task, results[1 : 1 + kb_lists]),
     }
-    return Response(content=json.dumps(body, ensure_ascii=False), media_type="application/json")
+    # the task goes out as the queue stored it (validated above), not re-serialized
+    content = '{"task":' + got.payload + "," + json.dumps(body, ensure_ascii=False)[1:]
+    return Response(content=content, media_type="application/json")
 
 
 @router.post("/{task_id}/heartbeat", summary="Extend the lease on a claimed task")
@@ -251,25 +249,22 @@ async def _record(
     redis: Redis = st.redis
     approved = decision.verdict in ("approve", "edit")
     after = (decision.edited_text or before) if approved else None
-    await st.audit.append(
-        task.item_id,
-        {
-            **_actor(who),
-            "action": "decision",
-            "task_id": decision.task_id,
-            "event_id": decision.event_id,
-            "verdict": decision.verdict,
-            "final": decision.final,
-            "next_step": next_step,
-            "before": before,
-            "after": after,
-            "labels": list(decision.labels),
-            "severity": decision.severity,
-            "reason": decision.reason,
-            "notes": decision.notes,
-            "time_spent_s": decision.time_spent_s,
-        },
-    )
+    decided = {
+        **_actor(who),
+        "action": "decision",
+        "task_id": decision.task_id,
+        "event_id": decision.event_id,
+        "verdict": decision.verdict,
+        "final": decision.final,
+        "next_step": next_step,
+        "before": before,
+        "after": after,
+        "labels": list(decision.labels),
+        "severity": decision.severity,
+        "reason": decision.reason,
+        "notes": decision.notes,
+        "time_spent_s": decision.time_spent_s,
+    }
     key = decisions_key(queue, decision.task_id)
     async with redis.pipeline(transaction=False) as pipe:
         pipe.rpush(key, decision.model_dump_json())
@@ -281,7 +276,9 @@ async def _record(
         )
         if decision.final:
             st.knowledge.remember(pipe, task, decision)
-        await pipe.execute()
+        entry = await st.audit.stage(pipe, task.item_id, decided)
+        results = await pipe.execute()
+    await st.audit.settle(task.item_id, decided, entry, results[-1])
 
 
 def _text(value: Any) -> str:
