@@ -26,7 +26,7 @@ def test_conversation_alternates_use_cases_with_unique_ids():
 async def test_support_bot_sequential_and_parallel(stack, stack_settings, unique):
     lines: list[str] = []
     bot = asyncio.create_task(
-        run(stack_settings, turns=6, timeout=3.0, linger=8.0, run_id=unique, say=lines.append)
+        run(stack_settings, turns=6, timeout=3.0, linger=15.0, run_id=unique, say=lines.append)
     )
     decided = await stack.work(
         lambda _item: {"verdict": "edit", "edited_text": EDITED, "reason": "example"},
