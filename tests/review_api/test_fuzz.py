@@ -16,7 +16,7 @@ from tests.review_api.conftest import ADMIN, make_user
 from tests.review_api.helpers import enqueue, make_task
 
 pytestmark = pytest.mark.integration
-EXAMPLES = 25
+EXAMPLES = 15
 SKIP = {("GET", "/api/overview/stream")}  # an endless stream by design; tested on its own
 
 
