@@ -115,6 +115,10 @@ async def test_reviewer_edits_labels_and_approves_with_the_keyboard(live, redis,
         await expect(page.locator("#context")).to_contain_text("Never repeat card numbers.")
         await expect(page.locator("#confidence-text")).to_have_text("0.41")
 
+        await page.reload()  # a reload keeps the claim rather than stranding it
+        await expect(page.locator("#item-id")).to_have_text(item_id)
+        await expect(page.locator("#output mark.flag")).to_have_count(2)
+
         await page.keyboard.press("e")
         await expect(page.locator("#editor")).to_be_focused()
         await page.fill("#editor", edited)

@@ -108,9 +108,11 @@
     }
   }
 
-  function show(data) {
+  function show(data, since) {
     claim = data;
-    claimedAt = Date.now();
+    claimedAt = since || Date.now();
+    // a reload keeps the claim (and its lease) instead of stranding it until expiry
+    sessionStorage.setItem("hitl.claim", JSON.stringify({ data, since: claimedAt }));
     const task = data.task;
     const output = task.screened.output;
     $("empty").hidden = true;
@@ -153,6 +155,7 @@
     try {
       const r = await HITL.api("POST", "/api/tasks/" + encodeURIComponent(claim.task_id) + "/heartbeat", { fence: claim.fence });
       claim.lease_expires_ms = r.data.lease_expires_ms;
+      sessionStorage.setItem("hitl.claim", JSON.stringify({ data: claim, since: claimedAt }));
       updateLease();
     } catch (e) {
       HITL.status("Lease lost: " + e.message, "error");
@@ -162,6 +165,7 @@
 
   function reset(message) {
     claim = null;
+    sessionStorage.removeItem("hitl.claim");
     clearInterval(heartbeat);
     $("work").hidden = true;
     $("empty").hidden = false;
@@ -283,6 +287,11 @@
     $("editor").addEventListener("input", () => {
       if (claim) HITLDiff.render($("diff"), claim.task.screened.output.output_text, $("editor").value);
     });
+    const kept = JSON.parse(sessionStorage.getItem("hitl.claim") || "null");
+    if (kept && kept.data.lease_expires_ms > Date.now()) {
+      show(kept.data, kept.since);
+      beat();
+    }
     document.body.dataset.ready = "1";
   }
 
