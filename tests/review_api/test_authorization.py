@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from hitl_shared.queue import ReviewQueue
 from tests.review_api.conftest import ADMIN
 from tests.review_api.helpers import enqueue, make_task
 from tests.support import read_until
@@ -314,3 +315,15 @@ async def test_similar_past_cases_come_from_final_decisions(api, redis):
         ["pii"],
         ["payment_card"],
     )
+
+
+async def test_an_unreadable_task_is_quarantined_not_served(api, redis):
+    ns = api.settings.redis_prefix
+    queue = ReviewQueue(redis, ns)
+    await queue.enqueue("task-bad", bucket="L1:general:en", score=1, payload='{"not": "a task"}')
+    await enqueue(redis, ns, make_task(f"good-{ns}"))
+    alice = await api.user("alice")
+    claim = await _claim(api, alice)
+    assert claim["task"]["item_id"] == f"good-{ns}"
+    view = (await api.client.get("/api/overview", headers=ADMIN)).json()
+    assert {b["bucket"]: b["depth"] for b in view["buckets"]}["quarantine:invalid:payload"] == 1

@@ -31,6 +31,8 @@ log = logging.getLogger("hitl.review_api.tasks")
 router = APIRouter(prefix="/api/tasks", tags=["tasks"])
 _DECISION_NS = uuid.UUID("0b5e7f9e-4a43-4f37-9a39-5a3f7c6a1c21")
 KEEP_SECONDS = 7 * 86400
+QUARANTINE_BUCKET = "quarantine:invalid:payload"  # not a level: no reviewer reads it
+QUARANTINE_TRIES = 5
 TaskId = Annotated[str, Path(min_length=1, max_length=160, pattern=r"^[A-Za-z0-9._:\-]+$")]
 
 
@@ -78,10 +80,22 @@ async def claim(who: Caller, request: Request) -> Response:
     reviewer = reviewer_only(who)
     st = _state(request)
     settings: Settings = st.settings
-    got = await st.queue.claim(reviewer, lease_seconds=settings.lease_seconds)
-    if got is None:
-        return Response(status_code=status.HTTP_204_NO_CONTENT)
-    task = ReviewTask.model_validate_json(got.payload)
+    for _ in range(QUARANTINE_TRIES):
+        got = await st.queue.claim(reviewer, lease_seconds=settings.lease_seconds)
+        if got is None:
+            return Response(status_code=status.HTTP_204_NO_CONTENT)
+        try:
+            task = ReviewTask.model_validate_json(got.payload)
+            break
+        except ValidationError as exc:
+            # an unreadable task must not come back to every reviewer in turn: park it
+            # where no reviewer reads and the overview shows it to admins
+            log.error("task %s has an unreadable payload, quarantined: %s", got.task_id, exc)
+            await st.queue.requeue(
+                got.task_id, reviewer.reviewer_id, got.fence, bucket=QUARANTINE_BUCKET
+            )
+    else:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "queue holds unreadable tasks")
     output = task.screened.output
     shown = review_item_key(st.queue.ns, task.item_id)
     claimed = {**_actor(who), "action": "claim", "task_id": got.task_id, "fence": got.fence}
@@ -163,6 +177,8 @@ async def decide(task_id: TaskId, body: DecisionIn, who: Caller, request: Reques
     ):
         raise HTTPException(status.HTTP_409_CONFLICT, "lease not held by you")
     held = {_text(k): _text(v) for k, v in raw_task.items()}
+    if not held.get("payload"):
+        raise HTTPException(status.HTTP_409_CONFLICT, "task no longer exists")
     task = ReviewTask.model_validate_json(held["payload"])
     prior = [ReviewDecision.model_validate_json(r) for r in raw_prior]
     before = current_text(task, prior)
