@@ -821,6 +821,16 @@ HARD_NEGATIVES = [
     "Model gpt-4o-2024-08-06 and claude-3-5-sonnet-20241022 were compared.",
     "Reset your password from the login page; we never ask for it by email.",
     "The API key goes in the X-Api-Key header; generate one in the dashboard.",
+    "Join with Meeting ID: 853 2741 9932 and passcode 482913.",
+    "Conference PIN 123 456 789# then press 1.",
+    "Revenue grew 2019-2024 from 1,000-5,000 units.",
+    "HS code 8471.30.0100 covers laptops.",
+    "Population 8 336 817 in 2022.",
+    "The ZIP code 94105-1804 is downtown SF.",
+    "The IPv6 loopback is ::1 and fe80:: is link-local.",
+    "EAN 4006381333931 is the barcode; GTIN 00012345678905 on the label.",
+    "Amazon order #112-3456789-1234567 shipped; USPS tracking 9400 1000 0000 0000 0000 00.",
+    "MAC 00:1A:2B:3C:4D:5E on eth0; ISO 27001:2022; RFC 7231 section 6.5.1.",
 ]
 
 

@@ -79,14 +79,23 @@ _PHONE = re.compile(
 )
 _ID_CONTEXT = re.compile(
     r"(?i)\b(?:order|tracking|invoice|reference|ref|booking|confirmation|ticket|case|serial|"
-    r"sku|isbn|transaction|patent|parcel|shipment)(?:\s+(?:number|no\.?|#|id|code))?\W{0,3}$"
+    r"sku|isbn|transaction|patent|parcel|shipment|meeting|conference|webinar|room|part|"
+    r"model|zip|postal|postcode|population|hs)"
+    r"(?:\s+(?:number|no\.?|#|id|code|pin))?\W{0,3}$"
+    r"|\b(?:id|pin|code|passcode)\W{0,3}$"
 )
 _NOT_PHONE = re.compile(
     r"\d{4}[-./]\d{1,2}[-./]\d{1,2}"  # ISO date
     r"|\d{1,2}[-./]\d{1,2}[-./]\d{2,4}"  # day-month-year date
     r"|\d{3}-\d{2}-\d{4}"  # SSN shape (validated as SSN, never as phone)
+    r"|(?:19|20)\d{2} ?[-/] ?(?:19|20)\d{2}"  # a range of years
+    r"|\d{5}-\d{4}"  # US ZIP+4
+    r"|\d(?: \d{3}){2,}"  # a count grouped by thousands: 8 336 817
 )
-_DOTTED_PHONE = re.compile(r"(?:\+\d{1,3}[ .])?\(?\d{2,4}\)?(?:\.\d{2,5}){1,3}")
+# Phones written with dots: US 415.555.2671, French 06.12.34.56.78, 0412.345.678.
+_DOTTED_PHONE = re.compile(
+    r"(?:\+\d{1,3}[ .])?(?:\(?\d{3}\)?\.\d{3}\.\d{4}|\d{2}(?:\.\d{2}){4}|\d{3,4}\.\d{3}\.\d{3,4})"
+)
 _PHONE_CONTEXT = re.compile(
     r"(?i)(?:phone|mobile|cell|call|tel|telephone|fax|whats\s?app|sms|text|contact|reach|"
     r"dial|nummer|numéro|teléfono|電話|电话|手机|拨打|联系|携帯|ring)\W{0,3}(?:\w+\W{1,3}){0,4}$"
@@ -237,6 +246,8 @@ def _ips(text: str, config: PiiConfig) -> Iterator[_Hit]:
         candidate = m.group()
         if "::" not in candidate and candidate.count(":") != 7:
             continue
+        if candidate.endswith("::"):
+            continue  # a prefix ("fe80::"), not a host address
         try:
             address = ipaddress.IPv6Address(candidate)
         except ValueError:
