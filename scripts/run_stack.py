@@ -194,6 +194,8 @@ def main() -> int:
     parser.add_argument("--trace-file", help="write every span as JSON lines to this file")
     args = parser.parse_args()
 
+    # SIGTERM stops the stack like Ctrl-C does: every child process is stopped on the way out.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     RUN_DIR.mkdir(exist_ok=True)
     logs = RUN_DIR / "logs"
     logs.mkdir(exist_ok=True)
