@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer
@@ -96,3 +96,15 @@ async def read_settled(
     finally:
         await consumer.stop()
     return records
+
+
+async def until(
+    probe: Callable[[], Awaitable[Any]], ok: Callable[[Any], bool], timeout: float = 60.0
+) -> Any:
+    """Poll ``probe`` until ``ok`` holds (state in Redis has no change feed to await)."""
+    async with asyncio.timeout(timeout):
+        while True:
+            value = await probe()
+            if ok(value):
+                return value
+            await asyncio.sleep(0.1)

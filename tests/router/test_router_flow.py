@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections import Counter
 
 import pytest
@@ -10,10 +9,11 @@ import pytest
 from hitl_router.app import wire
 from hitl_router.domain import default_policy
 from hitl_router.killswitch import switch
+from hitl_router.rebuild import rebuild
 from hitl_router.state import RouterStore
 from hitl_shared.events import PolicyUpdate
 from hitl_shared.queue import ReviewQueue
-from tests.router.helpers import CARD, by_item, pick, read_settled, screened, verdict
+from tests.router.helpers import CARD, by_item, pick, read_settled, screened, until, verdict
 from tests.support import produce, read_until, running
 
 pytestmark = pytest.mark.integration
@@ -33,10 +33,21 @@ async def test_auto_release_and_held_release_happen_once_despite_duplicates(
 ):
     clean = pick(f"clean-{unique}", lambda d: d.action == "release")
     leak = screened(f"leak-{unique}", flags=(CARD,))
+    waiting = screened(f"waiting-{unique}", flags=(CARD,))
     async with running(settings, wire, redis):
         for _ in range(2):  # a redelivered input must not release twice
-            await produce(settings, settings.topics.llm_screened, clean.to_bytes(), leak.to_bytes())
-        tasks = await read_until(settings, settings.topics.review_tasks, by_item(leak.item_id))
+            await produce(
+                settings,
+                settings.topics.llm_screened,
+                clean.to_bytes(),
+                leak.to_bytes(),
+                waiting.to_bytes(),
+            )
+        tasks = await read_until(
+            settings,
+            settings.topics.review_tasks,
+            lambda rs: {leak.item_id, waiting.item_id} <= {r["item_id"] for r in rs},
+        )
         queued = await ReviewQueue(redis, settings.redis_prefix).task(f"task-{leak.item_id}")
         assert queued["state"] == "queued" and queued["bucket"] == "L2:general:en"
         approve = verdict(leak, "approve")
@@ -65,6 +76,22 @@ async def test_auto_release_and_held_release_happen_once_despite_duplicates(
     leak_decisions = {d["event_id"] for d in decisions if d["item_id"] == leak.item_id}
     assert len(leak_decisions) == 1  # a replay republishes the same decision
     assert all(r["_headers"].get("traceparent") for r in released)
+
+    # Redis loses everything; the rebuild command restores it from Kafka
+    await redis.delete(*[key async for key in redis.scan_iter(f"{{{settings.redis_prefix}}}*")])
+    report = await rebuild(settings)
+    assert report["released"] == {"release_restored": 2}
+    assert report["tasks"]["queued"] == 2  # each task twice on the topic: fed in twice
+    assert report["decisions"]["finished"] >= 1
+    queue = ReviewQueue(redis, settings.redis_prefix)
+    assert (await queue.task(f"task-{leak.item_id}"))["state"] == "done"
+    assert (await queue.task(f"task-{waiting.item_id}"))["state"] == "queued"
+    assert await queue.depths() == {"L2:general:en": 1}
+    store = RouterStore(redis, settings.redis_prefix)
+    assert (await store.routing(clean.item_id)).action == "release"
+    replayed = await store.route((await store.routing(clean.item_id)), None)
+    assert replayed.outcome == "replay"
+    assert await redis.llen(f"{{{settings.redis_prefix}}}:outbox") == 0
 
 
 async def test_parallel_mode_releases_at_once_and_retracts_after_a_rejection(
@@ -139,13 +166,13 @@ async def test_feedback_rates_apply_newest_first_and_never_below_the_floor(setti
     floor = default_policy().tiers["low"].floor
     async with running(settings, wire, redis):
         await produce(settings, settings.topics.policy_updates, update(0.9, 5), update(0.3, 3))
-        await _until(lambda: _rate(store), lambda seg: seg is not None and seg.sequence == 5)
+        await until(lambda: _rate(store), lambda seg: seg is not None and seg.sequence == 5)
         await produce(settings, settings.topics.policy_updates, update(0.3, 4))
         item = screened(f"rate-{unique}")
         await produce(settings, settings.topics.llm_screened, item.to_bytes())
         first = await read_until(settings, settings.topics.routing_decisions, by_item(item.item_id))
         await produce(settings, settings.topics.policy_updates, update(0.0, 6))
-        await _until(lambda: _rate(store), lambda seg: seg.sequence == 6)
+        await until(lambda: _rate(store), lambda seg: seg.sequence == 6)
         low = screened(f"floor-{unique}")
         await produce(settings, settings.topics.llm_screened, low.to_bytes())
         second = await read_until(settings, settings.topics.routing_decisions, by_item(low.item_id))
@@ -160,12 +187,3 @@ async def test_feedback_rates_apply_newest_first_and_never_below_the_floor(setti
 
 async def _rate(store: RouterStore):
     return (await store.live()).rates.get(("support-bot", "billing", "low"))
-
-
-async def _until(probe, ok, timeout: float = TIMEOUT):
-    async with asyncio.timeout(timeout):
-        while True:
-            value = await probe()
-            if ok(value):
-                return value
-            await asyncio.sleep(0.1)
