@@ -81,3 +81,29 @@ TOXIC_SAMPLES = [
     "Stop whining, you pathetic loser.",
     "damn it",
 ]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Honestly, you people are worthless.",
+        "Are you really this clueless?",
+        "I'm not helping someone this incompetent.",
+        "Now go away.",
+    ],
+)
+def test_contempt_without_profanity_is_flagged(text):
+    assert [c for c, _ in spans(TOX, text)] == ["toxicity"]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "The pain should go away in a few days.",
+        "Are you lazy loading the images?",
+        "You are the most valuable customer we have.",
+        "If the error doesn't go away, restart the router.",
+    ],
+)
+def test_ordinary_uses_of_those_words_are_quiet(text):
+    assert run(TOX, text) == []
