@@ -1,0 +1,1 @@
+"""Package data: the labelled prescreen evaluation set."""
