@@ -22,6 +22,7 @@ from hitl_prescreen.detectors.anomaly import Baseline, features
 from hitl_prescreen.detectors.base import ScreenContext
 from hitl_prescreen.detectors.edge_cases import EdgeCaseIndex
 from hitl_prescreen.domain import screen
+from hitl_prescreen.edge_case_store import EdgeCaseStore
 from hitl_shared.events import LLMOutput, ScreenedOutput
 
 log = logging.getLogger(__name__)
@@ -29,12 +30,12 @@ T = TypeVar("T")
 
 
 class Screener:
+    """One per service process: the configured detectors plus their Redis-backed state."""
+
     def __init__(self, config: PrescreenConfig, redis: Redis, namespace: str) -> None:
         self.config = config
         self.detectors = config.build()
         self.baselines = BaselineStore(redis, namespace, timeout_s=config.redis_timeout_s)
-        from hitl_prescreen.edge_case_store import EdgeCaseStore
-
         self.edge_cases = EdgeCaseStore(
             redis, namespace, ttl_s=config.detectors.edge_cases.cache_ttl_s
         )
