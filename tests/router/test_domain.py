@@ -58,6 +58,12 @@ def items() -> list[ScreenedOutput]:
     return _synthetic()
 
 
+@pytest.fixture(scope="module")
+def base_decisions(items):
+    policy = _policy()
+    return [decide(s, policy) for s in items]
+
+
 def _rates(decisions) -> dict[str, float]:
     seen, sampled = Counter(), Counter()
     for d in decisions:
@@ -66,9 +72,9 @@ def _rates(decisions) -> dict[str, float]:
     return {tier: sampled[tier] / seen[tier] for tier in seen}
 
 
-def test_measured_review_rates_match_the_tier_table_within_one_point(items):
+def test_measured_review_rates_match_the_tier_table_within_one_point(base_decisions):
     policy = _policy()
-    decisions = [decide(s, policy) for s in items]
+    decisions = base_decisions
     rates = _rates(decisions)
     assert set(rates) == {"low", "medium", "high", "critical"}
     for tier, measured in rates.items():
@@ -77,9 +83,8 @@ def test_measured_review_rates_match_the_tier_table_within_one_point(items):
     assert all(d.action in ("release", "hold") for d in decisions)
 
 
-def test_targeted_medium_tier_reviews_riskier_items_more(items):
-    policy = _policy()
-    medium = [d for d in (decide(s, policy) for s in items) if d.tier == "medium"]
+def test_targeted_medium_tier_reviews_riskier_items_more(base_decisions):
+    medium = [d for d in base_decisions if d.tier == "medium"]
     low_half = [d for d in medium if d.risk_score < 0.475]
     high_half = [d for d in medium if d.risk_score >= 0.475]
     assert sum(d.sampled for d in high_half) / len(high_half) > 0.28

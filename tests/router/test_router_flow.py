@@ -120,9 +120,13 @@ async def test_parallel_mode_releases_at_once_and_retracts_after_a_rejection(
     assert mine[1]["replacement_text"] == fallback
 
 
-async def test_kill_switch_holds_every_item_of_the_app_until_switched_off(settings, redis, unique):
+async def test_live_inputs_kill_switch_and_feedback_rates(settings, redis, unique):
+    """One router run: the kill switch holds an app at once and lets go again; feedback
+    rates apply newest-sequence-first and never below the tier's floor."""
     items = [pick(f"kill-{unique}-{i}", lambda d: d.action == "release") for i in range(10)]
     after = pick(f"after-{unique}", lambda d: d.action == "release")
+    store = RouterStore(redis, settings.redis_prefix)
+    floor = default_policy().tiers["low"].floor
     async with running(settings, wire, redis):
         await switch(settings, "support-bot", on=True, operator="sre", reason="bad deploy")
         await produce(settings, settings.topics.llm_screened, *(s.to_bytes() for s in items))
@@ -139,6 +143,18 @@ async def test_kill_switch_holds_every_item_of_the_app_until_switched_off(settin
             settings, settings.topics.llm_released, by_item(after.item_id)
         )
 
+        await produce(settings, settings.topics.policy_updates, _update(0.9, 5), _update(0.3, 3))
+        await until(lambda: _rate(store), lambda seg: seg is not None and seg.sequence == 5)
+        await produce(settings, settings.topics.policy_updates, _update(0.3, 4))
+        item = screened(f"rate-{unique}")
+        await produce(settings, settings.topics.llm_screened, item.to_bytes())
+        first = await read_until(settings, settings.topics.routing_decisions, by_item(item.item_id))
+        await produce(settings, settings.topics.policy_updates, _update(0.0, 6))
+        await until(lambda: _rate(store), lambda seg: seg.sequence == 6)
+        low = screened(f"floor-{unique}")
+        await produce(settings, settings.topics.llm_screened, low.to_bytes())
+        second = await read_until(settings, settings.topics.routing_decisions, by_item(low.item_id))
+
     held = [d for d in decisions if d["item_id"] in {s.item_id for s in items}]
     assert len(held) == len(items)
     assert all(d["action"] == "hold" for d in held)
@@ -147,42 +163,26 @@ async def test_kill_switch_holds_every_item_of_the_app_until_switched_off(settin
     assert control[0]["app"] == "support-bot" and control[0]["on"] is True
     assert control[0]["operator"] == "sre"
 
-
-async def test_feedback_rates_apply_newest_first_and_never_below_the_floor(settings, redis, unique):
-    def update(rate: float, sequence: int) -> bytes:
-        return PolicyUpdate(
-            item_id="support-bot:billing:low",
-            app="support-bot",
-            use_case="billing",
-            tier="low",
-            review_rate=rate,
-            sequence=sequence,
-            method="test",
-            observed_items=200,
-            observed_errors=4,
-        ).to_bytes()
-
-    store = RouterStore(redis, settings.redis_prefix)
-    floor = default_policy().tiers["low"].floor
-    async with running(settings, wire, redis):
-        await produce(settings, settings.topics.policy_updates, update(0.9, 5), update(0.3, 3))
-        await until(lambda: _rate(store), lambda seg: seg is not None and seg.sequence == 5)
-        await produce(settings, settings.topics.policy_updates, update(0.3, 4))
-        item = screened(f"rate-{unique}")
-        await produce(settings, settings.topics.llm_screened, item.to_bytes())
-        first = await read_until(settings, settings.topics.routing_decisions, by_item(item.item_id))
-        await produce(settings, settings.topics.policy_updates, update(0.0, 6))
-        await until(lambda: _rate(store), lambda seg: seg.sequence == 6)
-        low = screened(f"floor-{unique}")
-        await produce(settings, settings.topics.llm_screened, low.to_bytes())
-        second = await read_until(settings, settings.topics.routing_decisions, by_item(low.item_id))
-
     d1 = next(d for d in first if d["item_id"] == item.item_id)
     assert d1["tier"] == "low" and d1["review_probability"] == 0.9
     assert "rate:feedback#5=0.9000" in d1["rules_fired"]
     d2 = next(d for d in second if d["item_id"] == low.item_id)
     assert d2["review_probability"] == floor
     assert (await _rate(store)).sequence == 6
+
+
+def _update(rate: float, sequence: int) -> bytes:
+    return PolicyUpdate(
+        item_id="support-bot:billing:low",
+        app="support-bot",
+        use_case="billing",
+        tier="low",
+        review_rate=rate,
+        sequence=sequence,
+        method="test",
+        observed_items=200,
+        observed_errors=4,
+    ).to_bytes()
 
 
 async def _rate(store: RouterStore):
