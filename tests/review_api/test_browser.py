@@ -52,6 +52,14 @@ async def _sign_in(browser: Browser, live: Live, token: str) -> Page:
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     page.on("dialog", lambda dialog: errors.append(f"dialog: {dialog.message}"))
+    page.on(
+        "console",
+        lambda msg: (
+            errors.append(msg.text)
+            if msg.type == "error" and "Content Security Policy" not in msg.text
+            else None
+        ),
+    )
     page.errors = errors  # type: ignore[attr-defined]
     await page.goto(f"{live.url}/ui/login")
     await page.fill("#token", token)
@@ -191,6 +199,13 @@ async def test_xss_payloads_in_model_text_stay_inert(live, redis, browser):
         "'main img, main script, main svg, main a[href^=\"javascript\"]').length})"
     )
     assert injected == {"xss": None, "nodes": 0} or injected == {"nodes": 0}
+    # and were markup ever to slip in, the CSP would refuse to run inline script
+    blocked = await page.evaluate(
+        "() => { const s = document.createElement('script');"
+        " s.textContent = 'window.__inline = 1'; document.body.appendChild(s);"
+        " return window.__inline === undefined; }"
+    )
+    assert blocked is True
     await page.keyboard.press("Escape")
     await page.keyboard.press("r")  # asks for a reason first
     await expect(page.locator("#reason")).to_be_focused()
