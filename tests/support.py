@@ -82,3 +82,27 @@ async def read_until(
     finally:
         await consumer.stop()
     return records
+
+
+async def read_all(settings: Settings, topic: str, *, idle: float = 2.0) -> list[dict[str, Any]]:
+    """Every JSON record of ``topic`` until nothing new has arrived for ``idle`` seconds."""
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=settings.kafka_bootstrap,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        fetch_max_wait_ms=20,
+    )
+    await consumer.start()
+    records: list[dict[str, Any]] = []
+    quiet_since = asyncio.get_running_loop().time()
+    try:
+        while asyncio.get_running_loop().time() - quiet_since < idle:
+            batch = await consumer.getmany(timeout_ms=200)
+            for messages in batch.values():
+                for message in messages:
+                    records.append(json.loads(message.value))
+                    quiet_since = asyncio.get_running_loop().time()
+    finally:
+        await consumer.stop()
+    return records
