@@ -21,16 +21,19 @@ _MONTHS = (
     "January|February|March|April|May|June|July|August|September|October|November|December|"
     "Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec"
 )
-_DATE = re.compile(
-    rf"\b(?:(?:{_MONTHS})\.?\s+\d{{1,2}}(?:st|nd|rd|th)?,?\s+\d{{4}}"
+_DATE = re.compile(  # the leading lookahead lets re skip to candidate characters
+    rf"(?=[JFMASOND\d])\b(?:(?:{_MONTHS})\.?\s+\d{{1,2}}(?:st|nd|rd|th)?,?\s+\d{{4}}"
     rf"|\d{{1,2}}(?:st|nd|rd|th)?\s+(?:{_MONTHS})\.?,?\s+\d{{4}}"
     rf"|\d{{4}}-\d{{2}}-\d{{2}}"
     rf"|(?:{_MONTHS})\s+\d{{4}})\b"
 )
-_NUMBER = re.compile(r"(?<![\w.])[$€£¥]?\d[\d,]*(?:\.\d+)?(?:\s?%|\s?(?:k|m|bn)\b)?(?![\w])")
+_NUMBER = re.compile(
+    r"(?:[$€£¥](?<![\w.][$€£¥])\d|\d(?<![\w.$€£¥]\d))"  # lookbehind after the first char: faster
+    r"[\d,]*(?:\.\d+)?(?:\s?%|\s?(?:k|m|bn)\b)?(?![\w])"
+)
 _QUOTE = re.compile(r"[\"“]([^\"”\n]{8,200})[\"”]")
 _ENTITY = re.compile(
-    r"(?<![\w'])(?:[A-Z][a-z]+(?:-[A-Z]?[a-z]+|'[A-Z][a-z]+)?|[A-Z]{2,})"
+    r"[A-Z](?<![\w'][A-Z])(?:[a-z]+(?:-[A-Z]?[a-z]+|'[A-Z][a-z]+)?|[A-Z]+)"
     r"(?:[ \t]+(?:(?:of|de|van|von|the|and|&)[ \t]+)?(?:[A-Z][a-z]+|[A-Z]{2,}))*"
 )
 _CODE = re.compile(r"[=*(){}\[\]`;<>]|\b(?:SELECT|FROM|WHERE|def|return)\b")

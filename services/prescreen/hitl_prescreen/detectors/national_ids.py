@@ -40,14 +40,16 @@ class Scheme:
 
 _OMO = "[0-9LMNPQRSTUV]"  # codice fiscale digits may be replaced by these letters
 SCHEMES: tuple[Scheme, ...] = (
-    Scheme("Spanish DNI", re.compile(r"(?<![\w-])\d{8}-?[A-Z](?![\w-])"), dni.is_valid),
-    Scheme("Spanish NIE", re.compile(r"(?<![\w-])[XYZ]-?\d{7}-?[A-Z](?![\w-])"), nie.is_valid),
+    Scheme("Spanish DNI", re.compile(r"\d(?<![\w-]\d)\d{7}-?[A-Z](?![\w-])"), dni.is_valid),
+    Scheme("Spanish NIE", re.compile(r"[XYZ](?<![\w-][XYZ])-?\d{7}-?[A-Z](?![\w-])"), nie.is_valid),
     Scheme(
-        "Brazilian CPF", re.compile(r"(?<![\w.-])\d{3}\.\d{3}\.\d{3}-\d{2}(?![\w-])"), cpf.is_valid
+        "Brazilian CPF",
+        re.compile(r"\d(?<![\w.-]\d)\d{2}\.\d{3}\.\d{3}-\d{2}(?![\w-])"),
+        cpf.is_valid,
     ),
     Scheme(
         "Brazilian CPF",
-        re.compile(r"(?<![\w.-])\d{11}(?![\w-])"),
+        re.compile(r"\d(?<![\w.-]\d)\d{10}(?![\w-])"),
         cpf.is_valid,
         re.compile(r"(?i)\bcpf\b"),
         ("cpf",),
@@ -55,7 +57,7 @@ SCHEMES: tuple[Scheme, ...] = (
     Scheme(
         "Italian codice fiscale",
         re.compile(
-            rf"(?<![A-Za-z0-9])[A-Z]{{6}}{_OMO}{{2}}[A-EHLMPR-T]{_OMO}{{2}}[A-Z]{_OMO}{{3}}[A-Z]"
+            rf"[A-Z](?<![A-Za-z0-9][A-Z])[A-Z]{{5}}{_OMO}{{2}}[A-EHLMPR-T]{_OMO}{{2}}[A-Z]{_OMO}{{3}}[A-Z]"
             r"(?![A-Za-z0-9])"
         ),
         codicefiscale.is_valid,
@@ -63,35 +65,37 @@ SCHEMES: tuple[Scheme, ...] = (
     Scheme(
         "UK National Insurance number",
         re.compile(
-            r"(?<![A-Za-z0-9])[A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z] ?\d{2} ?\d{2} ?\d{2} ?[A-D]"
-            r"(?![A-Za-z0-9])"
+            r"[A-CEGHJ-PR-TW-Z](?<![A-Za-z0-9][A-CEGHJ-PR-TW-Z])"
+            r"[A-CEGHJ-NPR-TW-Z] ?\d{2} ?\d{2} ?\d{2} ?[A-D](?![A-Za-z0-9])"
         ),
         _nino_valid,
     ),
     Scheme(
         "Aadhaar number",
-        re.compile(r"(?<![\w-])[2-9]\d{3} ?\d{4} ?\d{4}(?![\w-])"),
+        re.compile(r"[2-9](?<![\w-][2-9])\d{3} ?\d{4} ?\d{4}(?![\w-])"),
         aadhaar.is_valid,
         re.compile(r"(?i)\b(?:aadhaa?r|uidai)\b|आधार"),
         ("aadha", "uidai", "आधार"),
     ),
     Scheme(
         "Canadian SIN",
-        re.compile(r"(?<![\w-])\d{3}[ -]?\d{3}[ -]?\d{3}(?![\w-])"),
+        re.compile(r"\d(?<![\w-]\d)\d{2}[ -]?\d{3}[ -]?\d{3}(?![\w-])"),
         sin.is_valid,
         re.compile(r"\bSIN\b|(?i:\bsocial insurance\b)"),
         ("sin", "social insurance"),
     ),
     Scheme(
         "Dutch BSN",
-        re.compile(r"(?<![\w.-])\d{4}\.?\d{2}\.?\d{3}(?![\w-])"),
+        re.compile(r"\d(?<![\w.-]\d)\d{3}\.?\d{2}\.?\d{3}(?![\w-])"),
         bsn.is_valid,
         re.compile(r"(?i)\b(?:bsn|burgerservicenummer)\b"),
         ("bsn", "burgerservicenummer"),
     ),
     Scheme(
         "French NIR",
-        re.compile(r"(?<![\w-])[12] ?\d{2} ?\d{2} ?(?:\d{2}|2[AB]) ?\d{3} ?\d{3} ?\d{2}(?![\w-])"),
+        re.compile(
+            r"[12](?<![\w-][12]) ?\d{2} ?\d{2} ?(?:\d{2}|2[AB]) ?\d{3} ?\d{3} ?\d{2}(?![\w-])"
+        ),
         nir.is_valid,
         re.compile(r"(?i)\b(?:nir|insee|sécurité sociale|securite sociale|sécu)\b"),
         ("nir", "insee", "sociale", "sécu"),

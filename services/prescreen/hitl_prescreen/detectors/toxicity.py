@@ -37,7 +37,12 @@ _TARGETED_INSULT = re.compile(
     rf"\bsomeone\s+this\s+(?:{_CONTEMPT})\b|\bpeople\s+like\s+you\s+are\s+the\s+reason\b",
     re.IGNORECASE | re.MULTILINE,
 )
-_INSULT_HINTS = ("you", "go away", "whining", "shut up", "brain", "someone this")
+# Every match contains one of these; most texts contain none, so the regex rarely runs.
+_INSULT_HINTS = (
+    "useless", "worthless", "pathetic", "clueless", "incompetent", "stupid", "dumb", "idiot",
+    "moron", "loser", "hopeless", "brainless", "ignorant", "lazy", "a joke", "a waste of",
+    "go away", "whining", "shut up", "your brain", "someone else", "yourself", "the reason",
+)  # fmt: skip
 
 
 class ToxicityConfig(BaseModel):
