@@ -57,7 +57,7 @@ async def test_clean_output_is_screened_routed_and_auto_released(settings, redis
     assert decision["policy_version"] and decision["rules_fired"]
 
 
-async def test_card_leak_is_held_until_a_reviewer_edits_it(settings, redis, unique):
+async def test_card_leak_is_held_until_two_reviewers_settle_it(settings, redis, unique):
     item_id = f"leak-{unique}"
     leaked = llm_output(
         item_id, output_text="Your card 4111 1111 1111 1111 is on file.", user_vulnerability="high"
@@ -114,6 +114,17 @@ async def test_card_leak_is_held_until_a_reviewer_edits_it(settings, redis, uniq
             f"/api/tasks/{task['task_id']}/decision", headers=tokens["alice"], json=body
         )
         assert first.status_code == 200 and again.json()["status"] == "already_recorded"
+        assert first.json()["final"] is False  # critical: a second, distinct approver is needed
+
+        second = await client.post("/api/tasks/claim", headers=tokens["bob"])
+        assert second.status_code == 200, second.text
+        assert second.json()["previous_decisions"][0]["edited_text"] == edited
+        done = await client.post(
+            f"/api/tasks/{second.json()['task_id']}/decision",
+            headers=tokens["bob"],
+            json={"fence": second.json()["fence"], "verdict": "approve"},
+        )
+        assert done.status_code == 200 and done.json()["final"] is True
 
         released = await read_until(settings, settings.topics.llm_released, _released(item_id))
         await asyncio.sleep(0.5)  # a duplicate release, if any, would land by now
@@ -122,4 +133,4 @@ async def test_card_leak_is_held_until_a_reviewer_edits_it(settings, redis, uniq
     mine = [r for r in released if r["item_id"] == item_id]
     assert len(mine) == 1
     assert mine[0]["outcome"] == "edited" and mine[0]["text"] == edited
-    assert mine[0]["decided_by"] == ["alice"]
+    assert "bob" in mine[0]["decided_by"]
