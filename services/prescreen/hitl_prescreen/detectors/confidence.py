@@ -24,7 +24,7 @@ class ConfidenceConfig(BaseModel):
 
 # The model saying it is unsure, in words: a signal even when no score is supplied.
 HEDGES = re.compile(
-    r"\b(?:I\s+(?:might|may|could)\s+be\s+wrong|I'?\s*a?m\s+not\s+(?:entirely\s+|completely\s+|"
+    r"(?=[iptd])\b(?:I\s+(?:might|may|could)\s+be\s+wrong|I'?\s*a?m\s+not\s+(?:entirely\s+|completely\s+|"
     r"fully\s+|100%\s+)?(?:sure|certain|confident)|I'?m\s+not\s+(?:entirely\s+)?sure|"
     r"if\s+I\s+remember\s+(?:correctly|right)|I\s+(?:couldn'?t|could\s+not|can'?t|cannot)\s+"
     r"(?:confirm|verify)|(?:please\s+)?double[- ]check\s+this|I\s+(?:believe|think),?\s+but\s+I|"

@@ -88,7 +88,7 @@ _PATTERNS: tuple[_Pattern, ...] = (
     _Pattern(
         "aws_secret_key",
         re.compile(
-            r"(?i)(?:aws.{0,24})?secret(?:[ _-]?access)?(?:[ _-]?key)?\W{0,4}(?:is\W{0,3})?"
+            r"(?i)(?=[as])(?:aws.{0,24})?secret(?:[ _-]?access)?(?:[ _-]?key)?\W{0,4}(?:is\W{0,3})?"
             r"(?-i:([A-Za-z0-9/+]{40}))(?![A-Za-z0-9/+=])"
         ),
         "critical",
@@ -200,7 +200,7 @@ _PATTERNS: tuple[_Pattern, ...] = (
     _Pattern(
         "password",
         re.compile(
-            r"(?i)(?:(?:password|passwd|passwort|passphrase)"
+            r"(?i)(?=[psacd])(?:(?:password|passwd|passwort|passphrase)"
             r"|\b(?:pwd|passcode|pass|secret|api[_ -]?key|"
             r"access[_ -]?token|auth[_ -]?token|client[_ -]?secret|db[_ -]?pass(?:word)?))"
             r"(?:\s+(?:is|was|will be|to|of)|\s*(?::=|=|:))\s*[\"'`]?([^\s\"'`]{6,128})"
