@@ -60,16 +60,24 @@ def char_counts(text: str) -> Counter[str]:
     return Counter(text)
 
 
+@lru_cache(maxsize=65536)
+def _in_script(ch: str, script: str) -> bool | None:
+    """None for a non-letter, else whether the letter belongs to ``script``."""
+    if not ch.isalpha():
+        return None
+    code = ord(ch)
+    return any(lo <= code <= hi for lo, hi in SCRIPTS[script])
+
+
 def script_share(text: str, script: str) -> tuple[float, int]:
     """Share of the text's letters written in ``script``, and the number of letters."""
-    ranges = SCRIPTS[script]
     letters = inside = 0
     for ch, count in char_counts(text).items():
-        if not ch.isalpha():
+        member = _in_script(ch, script)
+        if member is None:
             continue
         letters += count
-        code = ord(ch)
-        if any(lo <= code <= hi for lo, hi in ranges):
+        if member:
             inside += count
     return (inside / letters if letters else 1.0), letters
 

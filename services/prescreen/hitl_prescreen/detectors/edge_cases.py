@@ -22,7 +22,7 @@ from hitl_shared.events import Flag, LLMOutput
 
 SHINGLE = 3  # words
 MAX_CHARS = 4000  # long outputs are compared on their opening part
-COMMON_POSTING = 64  # shingles shared by more cases than this do not pick candidates
+COMMON_POSTING = 16  # shingles shared by more cases than this do not pick candidates
 CANDIDATES = 16
 SAMPLE_ABOVE = 64  # shingles; shorter texts look up every shingle
 _WORD = re.compile(r"\w+")
@@ -99,11 +99,11 @@ class EdgeCaseIndex:
             return []
         shared: Counter[str] = Counter()
         postings = self.postings
-        # Long texts pick candidates from a fixed quarter of their shingles (the same
+        # Long texts pick candidates from a fixed eighth of their shingles (the same
         # choice for every text, so near-duplicates share it); scores use all of them.
         sampled = len(grams) > SAMPLE_ABOVE
         for gram in grams:
-            if sampled and gram & 3:
+            if sampled and gram & 7:
                 continue
             ids = postings.get(gram)
             if ids and len(ids) <= COMMON_POSTING:

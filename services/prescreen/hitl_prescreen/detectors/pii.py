@@ -327,6 +327,16 @@ def _phone_number(
     return possible
 
 
+def _warm_phone_metadata(regions: tuple[str, ...]) -> None:
+    """Load each region's numbering plan now, not on the first item that needs it."""
+    for region in regions:
+        example = phonenumbers.example_number(region)
+        if example is not None:
+            phonenumbers.is_valid_number(example)
+            text = phonenumbers.format_number(example, phonenumbers.PhoneNumberFormat.NATIONAL)
+            _phone_number.__wrapped__(text, regions)
+
+
 def _looks_formatted(candidate: str) -> bool:
     """Grouped like a phone number (separators or a country prefix), not a bare id."""
     return candidate.startswith(("+", "00", "(")) or bool(re.search(r"\d[ \-.)/]+\d", candidate))
@@ -374,6 +384,7 @@ class PiiDetector:
 
     def __init__(self, config: PiiConfig | None = None) -> None:
         self.config = config or PiiConfig()
+        _warm_phone_metadata(self.config.phone_regions)
 
     def hits(self, text: str) -> list[_Hit]:
         wanted = set(self.config.categories)
