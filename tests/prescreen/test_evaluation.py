@@ -87,3 +87,15 @@ def test_the_evaluation_command_prints_a_row_per_detector():
     for name in ("pii", "secrets", "toxicity", "injection", "claims", "confidence"):
         assert f"\n{name} " in done.stdout
     assert "precision" in done.stdout and "recall" in done.stdout
+
+
+def test_the_shipped_set_is_what_its_generator_builds(items):
+    """The JSONL is reviewed as code: regenerating it must give the same items."""
+    import importlib.util
+
+    path = ROOT / "services" / "prescreen" / "tools" / "make_eval_set.py"
+    spec = importlib.util.spec_from_file_location("make_eval_set", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.build() == items
