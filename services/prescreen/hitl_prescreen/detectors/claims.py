@@ -32,9 +32,11 @@ _NUMBER = re.compile(
     r"[\d,]*(?:\.\d+)?(?:\s?%|\s?(?:k|m|bn)\b)?(?![\w])"
 )
 _QUOTE = re.compile(r"[\"“]([^\"”\n]{8,200})[\"”]")
+# Names: capitalised words, or acronyms of 2-5 capitals (longer all-caps words are
+# emphasis: IMPORTANT, JAILBREAK).
 _ENTITY = re.compile(
-    r"[A-Z](?<![\w'][A-Z])(?:[a-z]+(?:-[A-Z]?[a-z]+|'[A-Z][a-z]+)?|[A-Z]+)"
-    r"(?:[ \t]+(?:(?:of|de|van|von|the|and|&)[ \t]+)?(?:[A-Z][a-z]+|[A-Z]{2,}))*"
+    r"[A-Z](?<![\w'][A-Z])(?:[a-z]+(?:-[A-Z]?[a-z]+|'[A-Z][a-z]+)?|[A-Z]{1,4}(?![A-Za-z]))"
+    r"(?:[ \t]+(?:(?:of|de|van|von|the|and|&)[ \t]+)?(?:[A-Z][a-z]+|[A-Z]{2,5}(?![A-Za-z])))*"
 )
 _CODE = re.compile(r"[=*(){}\[\]`;<>]|\b(?:SELECT|FROM|WHERE|def|return)\b")
 _COMMON = frozenset(
