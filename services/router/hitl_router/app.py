@@ -10,16 +10,18 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from datetime import timedelta
 
 from faststream.kafka import KafkaBroker
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.trace import Span
 from pydantic import TypeAdapter
 from redis.asyncio import Redis
 
+from hitl_router.bulk import BulkHop
 from hitl_router.control import KillSwitch
 from hitl_router.domain import Live, decide, task_skill
 from hitl_router.outbox import OutboxPublisher
@@ -36,12 +38,13 @@ from hitl_shared.events import (
     ScreenedOutput,
 )
 from hitl_shared.kafka import BatchHop, Outgoing
-from hitl_shared.queue import ReviewQueue, bucket_name, score_for
+from hitl_shared.queue import QueuedTask, ReviewQueue, bucket_name, score_for
 from hitl_shared.runtime import run_consumer_service
 from hitl_shared.settings import Settings
 from hitl_shared.telemetry import ATTR_ACTION, ATTR_TIER, current_trace_headers
 
 GROUP_ID = "hitl-router"
+HELD = ("hold", "release_and_review", "block")
 LIVE_REFRESH_S = 1.0
 _TASK_NS = uuid.UUID("3c0e8a1f-7d44-4f59-b0d2-5e6a9c8b2f13")
 log = logging.getLogger("hitl.router")
@@ -56,6 +59,9 @@ def review_task(decision: RoutingDecision, screened: ScreenedOutput, policy: Pol
         deadline = min(deadline, screened.output.occurred_at + timedelta(minutes=15))
     return ReviewTask(
         event_id=str(uuid.uuid5(_TASK_NS, decision.item_id)),
+        # the review API continues the item's trace from here (ADR 8); ignored by
+        # event models that do not have the field yet
+        trace_context=current_trace_headers(),
         item_id=decision.item_id,
         task_id=f"task-{decision.item_id}",
         tier=decision.tier,
@@ -91,32 +97,72 @@ class Router:
         self.queue = ReviewQueue(redis, settings.redis_prefix)
         self.live = Live()
         self.escalated = 0
+        self.outbox_wakeup = asyncio.Event()
 
     async def on_screened(self, screened: ScreenedOutput) -> list[Outgoing]:
-        policy = self.source.policy
-        decision = decide(screened, policy, self.live)
-        routed = await self.store.route(decision, self._release_of(decision, screened))
-        if routed.outcome == "killed":  # switched on since our last refresh: hold it
-            self.live = replace(self.live, killed=self.live.killed | {decision.app})
-            decision = decide(screened, policy, self.live)
-            routed = await self.store.route(decision, None)
-        if routed.decision is not None:
-            decision = routed.decision
-        span = trace.get_current_span()
-        span.set_attribute(ATTR_TIER, decision.tier)
-        span.set_attribute(ATTR_ACTION, decision.action)
-        out = [Outgoing(self.topics.routing_decisions, decision)]
-        if decision.action in ("hold", "release_and_review", "block"):
-            task = review_task(decision, screened, policy)
-            await self.queue.enqueue(
-                task.task_id,
-                bucket=bucket_name(task.required_level, task.skills[0], task.language),
-                score=int(task.priority),
-                payload=task.model_dump_json(),
-                since_ms=int(screened.output.occurred_at.timestamp() * 1000),
+        """One item (the per-record path of the hop, used when a bulk batch failed)."""
+        [result] = await self.route_many([screened], [trace.get_current_span()])
+        if isinstance(result, BaseException):
+            raise result
+        return list(result)
+
+    async def route_many(
+        self, items: list[ScreenedOutput], spans: list[Span]
+    ) -> list[Sequence[Outgoing] | BaseException]:
+        """Decide every item, then record decisions, stage releases and queue tasks in
+        pipelined Redis calls; a decision that fails stays with its own item."""
+        policy, live = self.source.policy, self.live
+        results: list[Sequence[Outgoing] | BaseException] = []
+        todo: list[tuple[int, ScreenedOutput, RoutingDecision, OutboxEntry | None]] = []
+        for index, (screened, span) in enumerate(zip(items, spans, strict=True)):
+            with trace.use_span(span, end_on_exit=False):
+                try:
+                    decision = decide(screened, policy, live)
+                    todo.append((index, screened, decision, self._release_of(decision, screened)))
+                    results.append(())
+                except Exception as exc:
+                    results.append(exc)
+        routed = await self.store.route_many([(d, entry) for _, _, d, entry in todo])
+        killed = [n for n, r in enumerate(routed) if r.outcome == "killed"]
+        if killed:  # switched on since our last refresh: hold these
+            self.live = replace(
+                self.live, killed=self.live.killed | {todo[n][2].app for n in killed}
             )
-            out.append(Outgoing(self.topics.review_tasks, task))
-        return out
+            redo = [decide(todo[n][1], policy, self.live) for n in killed]
+            again = await self.store.route_many([(d, None) for d in redo])
+            for n, decision, result in zip(killed, redo, again, strict=True):
+                routed[n] = (
+                    result if result.decision is not None else replace(result, decision=decision)
+                )
+        tasks: list[QueuedTask] = []
+        staged = False
+        for (index, screened, _, entry), result in zip(todo, routed, strict=True):
+            decision = result.decision
+            assert decision is not None
+            staged = staged or (entry is not None and result.outcome == "new")
+            span = spans[index]
+            span.set_attribute(ATTR_TIER, decision.tier)
+            span.set_attribute(ATTR_ACTION, decision.action)
+            out = [Outgoing(self.topics.routing_decisions, decision)]
+            if decision.action in HELD:
+                with trace.use_span(span, end_on_exit=False):
+                    task = review_task(decision, screened, policy)
+                tasks.append(
+                    QueuedTask(
+                        task.task_id,
+                        bucket_name(task.required_level, task.skills[0], task.language),
+                        int(task.priority),
+                        task.model_dump_json(),
+                        since_ms=int(screened.output.occurred_at.timestamp() * 1000),
+                    )
+                )
+                out.append(Outgoing(self.topics.review_tasks, task))
+            results[index] = out
+        if tasks:
+            await self.queue.enqueue_many(tasks)
+        if staged:
+            self.outbox_wakeup.set()
+        return results
 
     @staticmethod
     def _release_of(decision: RoutingDecision, screened: ScreenedOutput) -> OutboxEntry | None:
@@ -135,8 +181,10 @@ class Router:
             retraction = retraction_after_review(routing, verdict, fallback)
             if retraction is not None:
                 await self.store.stage("retraction", _entry(retraction))
+                self.outbox_wakeup.set()
             return []
         await self.store.stage("release", _entry(release_after_review(routing, verdict, fallback)))
+        self.outbox_wakeup.set()
         return []
 
     async def on_policy_update(self, update: PolicyUpdate) -> list[Outgoing]:
@@ -212,12 +260,11 @@ async def wire(
     tracer = provider.get_tracer("hitl.router")
     router = Router(settings, redis)
     outbox = OutboxPublisher(
-        broker,
         redis,
         settings.redis_prefix,
         topic=topics.llm_released,
         bootstrap=settings.kafka_bootstrap,
-        tracer=tracer,
+        wakeup=router.outbox_wakeup,
     )
     task = asyncio.create_task(_run_background(broker, router, outbox))
     _background.add(task)
@@ -236,8 +283,18 @@ async def wire(
             handler=handler,
         )
 
+    screened = BulkHop(
+        broker,
+        settings,
+        tracer,
+        topic=topics.llm_screened,
+        group_id=GROUP_ID,
+        decoder=TypeAdapter(ScreenedOutput),
+        handler=router.on_screened,
+        bulk=router.route_many,
+    )
     return [
-        hop(topics.llm_screened, GROUP_ID, ScreenedOutput, router.on_screened),
+        screened,
         hop(topics.review_decisions, f"{GROUP_ID}-decisions", ReviewDecision, router.on_decision),
         hop(topics.policy_updates, f"{GROUP_ID}-policy", PolicyUpdate, router.on_policy_update),
         hop(topics.control, f"{GROUP_ID}-control", KillSwitch, router.on_control),

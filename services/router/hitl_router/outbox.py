@@ -23,10 +23,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from aiokafka import ConsumerRecord
-from faststream.kafka import KafkaBroker
-from opentelemetry import trace
-from opentelemetry.propagate import extract
+from aiokafka import AIOKafkaProducer, ConsumerRecord
 from redis.asyncio import Redis
 
 from hitl_router.scan import scan_topic
@@ -36,7 +33,7 @@ log = logging.getLogger("hitl.router.outbox")
 
 LOCK_TTL_MS = 5000
 BATCH = 500
-IDLE_SLEEP_S = 0.005
+IDLE_WAIT_S = 0.05  # staged by another router: picked up within this
 
 _ACQUIRE = """
 local key, token, ttl = ARGV[1], ARGV[2], tonumber(ARGV[3])
@@ -75,30 +72,33 @@ async def published_event_ids(bootstrap: str, topic: str, start: dict[int, int])
 
 
 class OutboxPublisher:
-    """The one publisher of the release topic; runs beside the router's consumers."""
+    """The one publisher of the release topic; runs beside the router's consumers.
+
+    It has its own producer: the entries carry the trace context of the routing span
+    they were staged in, and go out with it as their ``traceparent``.
+    """
 
     def __init__(
         self,
-        broker: KafkaBroker,
         redis: Redis,
         namespace: str,
         *,
         topic: str,
         bootstrap: str,
-        tracer: trace.Tracer,
+        wakeup: asyncio.Event | None = None,
     ) -> None:
-        self.broker = broker
         self.redis = redis
         self.ns = "{" + namespace + "}"
         self.topic = topic
         self.bootstrap = bootstrap
-        self.tracer = tracer
+        self.wakeup = wakeup or asyncio.Event()
         self.token = uuid.uuid4().hex
         self.published = 0
         self.skipped_after_crash = 0
         self._acquire = redis.register_script(_ACQUIRE)
         self._commit = redis.register_script(_COMMIT)
         self._recovered: set[str] | None = None
+        self._producer: AIOKafkaProducer | None = None
 
     async def hold_lock(self) -> bool:
         """Take or keep the publisher lock; a fresh take triggers crash recovery."""
@@ -151,20 +151,29 @@ class OutboxPublisher:
         return len(entries)
 
     async def _send(self, entry: OutboxEntry) -> asyncio.Future[Any]:
-        with self.tracer.start_as_current_span(
-            f"{self.topic} release", context=extract(entry.headers)
-        ):
-            future: asyncio.Future[Any] = await self.broker.publish(
-                entry.payload.encode(),
-                self.topic,
-                key=entry.item_id.encode(),
-                headers={"content-type": "application/json", "event_id": entry.event_id},
-                no_confirm=True,
-            )
+        assert self._producer is not None, "publish_once runs inside run()"
+        headers = {**entry.headers, "content-type": "application/json", "event_id": entry.event_id}
+        future: asyncio.Future[Any] = await self._producer.send(
+            self.topic,
+            entry.payload.encode(),
+            key=entry.item_id.encode(),
+            headers=[(k, v.encode()) for k, v in headers.items()],
+        )
         return future
 
     async def run(self, alive: Callable[[], bool]) -> None:
         """Publish while ``alive()``; waits for the lock when another router holds it."""
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=self.bootstrap, enable_idempotence=False, linger_ms=2
+        )
+        await self._producer.start()
+        try:
+            await self._loop(alive)
+        finally:
+            await self._producer.stop()
+            self._producer = None
+
+    async def _loop(self, alive: Callable[[], bool]) -> None:
         last_lock = 0.0
         holding = False
         while alive():
@@ -175,6 +184,7 @@ class OutboxPublisher:
                 if not holding:
                     await asyncio.sleep(LOCK_TTL_MS / 5000)
                     continue
+            self.wakeup.clear()
             try:
                 taken = await self.publish_once()
             except LockLost as exc:
@@ -182,7 +192,8 @@ class OutboxPublisher:
                 holding = False
                 continue
             if not taken:
-                await asyncio.sleep(IDLE_SLEEP_S)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.wakeup.wait(), IDLE_WAIT_S)
 
     async def release_lock(self) -> None:
         key = f"{self.ns}:outbox:lock"

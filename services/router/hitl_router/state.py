@@ -13,6 +13,7 @@ work done and gets the stored result back:
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -126,21 +127,38 @@ class RouterStore:
 
     async def route(self, decision: RoutingDecision, release: OutboxEntry | None) -> Routed:
         """Record the decision and stage its release, once per item."""
-        code, stored = await self._route(
-            args=[
-                self.ns,
-                decision.item_id,
-                decision.model_dump_json(),
-                release.encode() if release else "",
-                decision.app,
-                ITEM_TTL_SECONDS,
-            ]
-        )
-        if int(code) == 2:
-            return Routed("killed")
-        if int(code) == 0:
-            return Routed("replay", RoutingDecision.model_validate_json(stored))
-        return Routed("new", decision)
+        [routed] = await self.route_many([(decision, release)])
+        return routed
+
+    async def route_many(
+        self, pairs: Sequence[tuple[RoutingDecision, OutboxEntry | None]]
+    ) -> list[Routed]:
+        """``route`` for many items in one pipelined round trip."""
+        if not pairs:
+            return []
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for decision, release in pairs:
+                await self._route(
+                    args=[
+                        self.ns,
+                        decision.item_id,
+                        decision.model_dump_json(),
+                        release.encode() if release else "",
+                        decision.app,
+                        ITEM_TTL_SECONDS,
+                    ],
+                    client=pipe,
+                )
+            replies = await pipe.execute()
+        out: list[Routed] = []
+        for (decision, _), (code, stored) in zip(pairs, replies, strict=True):
+            if int(code) == 2:
+                out.append(Routed("killed"))
+            elif int(code) == 0:
+                out.append(Routed("replay", RoutingDecision.model_validate_json(stored)))
+            else:
+                out.append(Routed("new", decision))
+        return out
 
     async def stage(self, kind: str, entry: OutboxEntry) -> bool:
         """Stage a release / retraction once per item; False when one was staged before."""
