@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
+import sys
+from asyncio.subprocess import PIPE
 from collections import Counter
+from pathlib import Path
 
 import pytest
 
@@ -19,6 +24,7 @@ from tests.support import produce, read_until, running
 pytestmark = pytest.mark.integration
 
 TIMEOUT = 60.0
+ROOT = Path(__file__).resolve().parents[2]
 
 
 async def _settled(settings, topic, item_ids):
@@ -137,7 +143,10 @@ async def test_live_inputs_kill_switch_and_feedback_rates(settings, redis, uniqu
             timeout=TIMEOUT,
         )
         control = await read_until(settings, settings.topics.control, lambda rs: len(rs) >= 1)
-        await switch(settings, "support-bot", on=False, operator="sre")
+        status = await _command(settings, "hitl_router.killswitch", "--status")
+        off = await _command(
+            settings, "hitl_router.killswitch", "--app", "support-bot", "--off", "--operator", "sre"
+        )
         await produce(settings, settings.topics.llm_screened, after.to_bytes())
         released = await read_settled(
             settings, settings.topics.llm_released, by_item(after.item_id)
@@ -162,6 +171,8 @@ async def test_live_inputs_kill_switch_and_feedback_rates(settings, redis, uniqu
     assert {r["item_id"] for r in released} == {after.item_id}
     assert control[0]["app"] == "support-bot" and control[0]["on"] is True
     assert control[0]["operator"] == "sre"
+    assert status.strip() == "support-bot"
+    assert "kill switch for support-bot OFF" in off
 
     d1 = next(d for d in first if d["item_id"] == item.item_id)
     assert d1["tier"] == "low" and d1["review_probability"] == 0.9
@@ -169,6 +180,24 @@ async def test_live_inputs_kill_switch_and_feedback_rates(settings, redis, uniqu
     d2 = next(d for d in second if d["item_id"] == low.item_id)
     assert d2["review_probability"] == floor
     assert (await _rate(store)).sequence == 6
+
+
+async def _command(settings, module: str, *args: str) -> str:
+    """Run an operator command the way an operator would, against the test's stack."""
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(str(ROOT / p) for p in ("shared", "services/router")),
+        "HITL_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
+        "HITL_REDIS_URL": settings.redis_url,
+        "HITL_TOPIC_PREFIX": settings.topic_prefix,
+        "HITL_REDIS_PREFIX": settings.redis_prefix,
+    }
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", module, *args, env=env, stdout=PIPE, stderr=PIPE
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 0, err.decode()
+    return out.decode()
 
 
 def _update(rate: float, sequence: int) -> bytes:
