@@ -41,7 +41,13 @@ from hitl_shared.kafka import BatchHop, Outgoing
 from hitl_shared.queue import QueuedTask, ReviewQueue, bucket_name, score_for
 from hitl_shared.runtime import run_consumer_service
 from hitl_shared.settings import Settings
-from hitl_shared.telemetry import ATTR_ACTION, ATTR_TIER, current_trace_headers
+from hitl_shared.telemetry import (
+    ATTR_ACTION,
+    ATTR_APP,
+    ATTR_TIER,
+    current_trace_headers,
+    item_scope,
+)
 
 GROUP_ID = "hitl-router"
 HELD = ("hold", "release_and_review", "block")
@@ -115,7 +121,7 @@ class Router:
         results: list[Sequence[Outgoing] | BaseException] = []
         todo: list[tuple[int, ScreenedOutput, RoutingDecision, OutboxEntry | None]] = []
         for index, (screened, span) in enumerate(zip(items, spans, strict=True)):
-            with trace.use_span(span, end_on_exit=False):
+            with item_scope(screened.item_id), trace.use_span(span, end_on_exit=False):
                 try:
                     decision = decide(screened, policy, live)
                     todo.append((index, screened, decision, self._release_of(decision, screened)))
@@ -143,6 +149,7 @@ class Router:
             span = spans[index]
             span.set_attribute(ATTR_TIER, decision.tier)
             span.set_attribute(ATTR_ACTION, decision.action)
+            span.set_attribute(ATTR_APP, decision.app)
             out = [Outgoing(self.topics.routing_decisions, decision)]
             if decision.action in HELD:
                 with trace.use_span(span, end_on_exit=False):

@@ -23,7 +23,7 @@ from opentelemetry.trace import Span, SpanKind
 from pydantic import ValidationError
 
 from hitl_shared.kafka import INFRASTRUCTURE_ERRORS, BatchHop, Outgoing
-from hitl_shared.telemetry import ATTR_ITEM_ID, context_from_headers
+from hitl_shared.telemetry import ATTR_ITEM_ID, context_from_headers, item_scope
 
 log = logging.getLogger("hitl.router.bulk")
 
@@ -87,7 +87,10 @@ class BulkHop(BatchHop):
                 span.end()
                 pending.extend(await self._handle_record(record))
                 continue
-            with trace.use_span(span, end_on_exit=True):
+            with (
+                item_scope(getattr(event, "item_id", None)),
+                trace.use_span(span, end_on_exit=True),
+            ):
                 self.handled += 1
                 self.metrics.handled(event, result)
                 pending.extend([await self._publish(out) for out in result])
