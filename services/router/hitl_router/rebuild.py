@@ -66,7 +66,7 @@ async def rebuild(settings: Settings) -> dict[str, dict[str, int]]:
         async def released(raw: bytes) -> str:
             event = RELEASED_ADAPTER.validate_json(raw)
             kind = "release" if event.event_type == "llm.release" else "retraction"
-            fresh = await store.mark_published(kind, event.item_id, raw.decode())
+            fresh = await store.mark_published(kind, event.item_id, event.event_id)
             return f"{kind}_{'restored' if fresh else 'present'}"
 
         async def task(raw: bytes) -> str:

@@ -3,8 +3,9 @@
 Every write that must happen once is one Lua script, so a redelivered record finds the
 work done and gets the stored result back:
 
-- ``{ns}:item:<id>``  the item's routing decision (first decision wins);
-- ``{ns}:release:<id>`` / ``{ns}:retraction:<id>``  release-once markers;
+- ``{ns}:item:<id>``  the item's routing decision (first decision wins); kept 30 days
+  for items a human reviews, one day (the replay window) for auto-released ones;
+- ``{ns}:release:<id>`` / ``{ns}:retraction:<id>``  release-once markers (event id);
 - ``{ns}:outbox``  list of releases / retractions waiting to be published (ADR 6);
 - ``{ns}:rates``  adaptive review rates per (app, use case, tier), newest sequence wins;
 - ``{ns}:kill:<app>`` + ``{ns}:killed``  kill switches, newest sequence wins.
@@ -22,12 +23,14 @@ from redis.asyncio import Redis
 from hitl_router.domain import Live, SegmentRate
 from hitl_shared.events import PolicyUpdate, RoutingDecision
 
-ITEM_TTL_SECONDS = 30 * 24 * 3600
+ITEM_TTL_SECONDS = 30 * 24 * 3600  # items a human may still decide on
+REPLAY_WINDOW_SECONDS = 24 * 3600  # auto-released items: long enough for any redelivery
 _SEP = "\x1f"
 
 _STAGE = """
-local function stage(ns, kind, item, entry, ttl)
-  if redis.call('SET', ns .. ':' .. kind .. ':' .. item, entry, 'NX', 'EX', ttl) then
+-- the marker holds the event id only; the outbox holds the event until it is published
+local function stage(ns, kind, item, event_id, entry, ttl)
+  if redis.call('SET', ns .. ':' .. kind .. ':' .. item, event_id, 'NX', 'EX', ttl) then
     redis.call('RPUSH', ns .. ':outbox', entry)
     return 1
   end
@@ -41,14 +44,14 @@ _ROUTE = (
 -- first decision wins; a release is staged once; an auto-release is refused while the
 -- app's kill switch is on (the caller decides again, holding the item)
 local ns, item, decision, entry = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
-local app, ttl = ARGV[5], tonumber(ARGV[6])
+local app, ttl, event_id = ARGV[5], tonumber(ARGV[6]), ARGV[7]
 local ikey = ns .. ':item:' .. item
 local existing = redis.call('HGET', ikey, 'decision')
 if existing then return {0, existing} end
 if entry ~= '' and redis.call('SISMEMBER', ns .. ':killed', app) == 1 then return {2, ''} end
 redis.call('HSET', ikey, 'decision', decision)
 redis.call('EXPIRE', ikey, ttl)
-if entry ~= '' then stage(ns, 'release', item, entry, ttl) end
+if entry ~= '' then stage(ns, 'release', item, event_id, entry, ttl) end
 return {1, ''}
 """
 )
@@ -56,7 +59,7 @@ return {1, ''}
 _STAGE_ONE = (
     _STAGE
     + """
-return stage(ARGV[1], ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5]))
+return stage(ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], tonumber(ARGV[6]))
 """
 )
 
@@ -145,7 +148,8 @@ class RouterStore:
                         decision.model_dump_json(),
                         release.encode() if release else "",
                         decision.app,
-                        ITEM_TTL_SECONDS,
+                        REPLAY_WINDOW_SECONDS if decision.action == "release" else ITEM_TTL_SECONDS,
+                        release.event_id if release else "",
                     ],
                     client=pipe,
                 )
@@ -163,7 +167,16 @@ class RouterStore:
     async def stage(self, kind: str, entry: OutboxEntry) -> bool:
         """Stage a release / retraction once per item; False when one was staged before."""
         return bool(
-            await self._stage(args=[self.ns, kind, entry.item_id, entry.encode(), ITEM_TTL_SECONDS])
+            await self._stage(
+                args=[
+                    self.ns,
+                    kind,
+                    entry.item_id,
+                    entry.event_id,
+                    entry.encode(),
+                    ITEM_TTL_SECONDS,
+                ]
+            )
         )
 
     async def routing(self, item_id: str) -> RoutingDecision | None:
@@ -177,10 +190,10 @@ class RouterStore:
         await self.redis.expire(key, ITEM_TTL_SECONDS)
         return bool(added)
 
-    async def mark_published(self, kind: str, item_id: str, payload: str) -> bool:
+    async def mark_published(self, kind: str, item_id: str, event_id: str) -> bool:
         """Rebuild: a release seen on the topic is never staged again."""
         key = f"{self.ns}:{kind}:{item_id}"
-        return bool(await self.redis.set(key, payload, nx=True, ex=ITEM_TTL_SECONDS))
+        return bool(await self.redis.set(key, event_id, nx=True, ex=ITEM_TTL_SECONDS))
 
     async def apply_rate(self, update: PolicyUpdate) -> bool:
         value = json.dumps(
