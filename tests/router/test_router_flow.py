@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import sys
 from asyncio.subprocess import PIPE
@@ -14,7 +15,6 @@ import pytest
 from hitl_router.app import wire
 from hitl_router.domain import default_policy
 from hitl_router.killswitch import switch
-from hitl_router.rebuild import rebuild
 from hitl_router.state import RouterStore
 from hitl_shared.events import PolicyUpdate
 from hitl_shared.queue import ReviewQueue
@@ -85,7 +85,7 @@ async def test_auto_release_and_held_release_happen_once_despite_duplicates(
 
     # Redis loses everything; the rebuild command restores it from Kafka
     await redis.delete(*[key async for key in redis.scan_iter(f"{{{settings.redis_prefix}}}*")])
-    report = await rebuild(settings)
+    report = json.loads(await _command(settings, "hitl_router.rebuild"))
     assert report["released"] == {"release_restored": 2}
     assert report["tasks"]["queued"] == 2  # each task twice on the topic: fed in twice
     assert report["decisions"]["finished"] >= 1
