@@ -10,6 +10,9 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from hitl_router.domain import Live, SegmentRate, decide, default_policy, sample_unit
 from hitl_router.policy import Policy
@@ -260,3 +263,58 @@ def test_sample_unit_is_uniform_and_salted_by_version():
     assert all(0.0 <= u < 1.0 for u in units)
     assert abs(sum(units) / len(units) - 0.5) < 0.01
     assert sample_unit("u-1", "v1") != sample_unit("u-1", "v2")
+
+
+_flags = st.lists(
+    st.builds(
+        Flag,
+        detector=st.sampled_from(["pii", "tox", "secrets"]),
+        category=st.sampled_from(["email", "insult", "api_token", "payment_card"]),
+        severity=st.sampled_from(["info", "low", "medium", "high", "critical"]),
+        score=st.floats(0, 1),
+        start=st.just(0),
+        end=st.just(3),
+        explanation=st.just("x"),
+    ),
+    max_size=3,
+)
+
+
+@hypothesis_settings(max_examples=300, deadline=None)
+@given(
+    confidence=st.one_of(st.none(), st.floats(0, 1)),
+    vulnerability=st.sampled_from(["none", "low", "elevated", "high"]),
+    app=st.sampled_from(["support-bot", "health-assistant", "marketing-copy", "other"]),
+    category=st.sampled_from(["billing", "smalltalk", "medical", "general"]),
+    flags=_flags,
+    asked=st.floats(0, 1),
+    killed=st.booleans(),
+)
+def test_any_item_gets_a_floored_explained_reproducible_decision(
+    confidence, vulnerability, app, category, flags, asked, killed
+):
+    policy = default_policy()
+    item = ScreenedOutput(
+        item_id="prop-1",
+        output=llm_output(
+            "prop-1",
+            app=app,
+            content_category=category,
+            confidence=confidence,
+            user_vulnerability=vulnerability,
+        ),
+        flags=tuple(flags),
+    )
+    live = Live(
+        rates={(app, "billing", t): SegmentRate(asked, 1) for t in policy.tiers},
+        killed=frozenset({app} if killed else ()),
+    )
+    d = decide(item, policy, live)
+    assert d.review_probability >= policy.tiers[d.tier].floor
+    assert d.sampled == (d.action != "release")
+    if killed or d.tier == "critical":
+        assert d.action in ("hold", "block")
+    assert d.rules_fired[0] == f"tier:{d.tier}" and d.policy_version == policy.version
+    assert decide(item, policy, live).model_dump(exclude={"occurred_at"}) == d.model_dump(
+        exclude={"occurred_at"}
+    )
