@@ -168,6 +168,10 @@ class ReviewTask(Event):
     mode: DeliveryMode
     screened: ScreenedOutput
     decision: RoutingDecision
+    trace_context: dict[str, str] = Field(
+        default_factory=dict,
+        description="W3C context of the routing span, so the review joins the item's trace",
+    )
 
 
 Verdict = Literal["approve", "edit", "reject", "escalate"]

@@ -18,22 +18,13 @@ from opentelemetry.trace import SpanKind
 from pydantic import SecretStr
 
 from hitl_shared import telemetry
-from hitl_shared.events import ReviewTask
 from hitl_shared.kafka import build_broker
 from hitl_shared.settings import Settings
 from hitl_shared.telemetry import ATTR_ITEM_ID, ATTR_REVIEWER_LEVEL
 from tests.factories import llm_output
 from tests.support import read_until, running
 
-pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.xfail(
-        "trace_context" not in ReviewTask.model_fields,
-        reason="call sites pending: the router stores trace_context_now() on the task and "
-        "the review API wraps claim/decision in continue_trace (docs/adr/0008)",
-        strict=False,
-    ),
-]
+pytestmark = pytest.mark.integration
 ADMIN = "admin-secret-token-ops"
 
 

@@ -25,7 +25,14 @@ from hitl_review_api.routes_items import review_item_key
 from hitl_shared.events import ReviewDecision, ReviewTask, Severity, TaxonomyLabel
 from hitl_shared.queue import ReviewQueue
 from hitl_shared.settings import Settings
-from hitl_shared.telemetry import ATTR_ITEM_ID, ATTR_REVIEWER_LEVEL
+from hitl_shared.telemetry import (
+    ATTR_ACTION,
+    ATTR_ITEM_ID,
+    ATTR_REVIEWER_LEVEL,
+    ATTR_TIER,
+    continue_trace,
+    record_wait,
+)
 
 log = logging.getLogger("hitl.review_api.tasks")
 router = APIRouter(prefix="/api/tasks", tags=["tasks"])
@@ -96,6 +103,16 @@ async def claim(who: Caller, request: Request) -> Response:
             )
     else:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "queue holds unreadable tasks")
+    tags = {ATTR_TIER: task.tier, ATTR_REVIEWER_LEVEL: reviewer.level}
+    record_wait(
+        "review.tasks wait",
+        task.trace_context,
+        item_id=task.item_id,
+        since=task.occurred_at,
+        attributes=tags,
+    )
+    with continue_trace("review claim", task.trace_context, item_id=task.item_id, attributes=tags):
+        pass
     output = task.screened.output
     shown = review_item_key(st.queue.ns, task.item_id)
     claimed = {**_actor(who), "action": "claim", "task_id": got.task_id, "fence": got.fence}
@@ -231,12 +248,22 @@ async def decide(task_id: TaskId, body: DecisionIn, who: Caller, request: Reques
     span.set_attribute(ATTR_ITEM_ID, task.item_id)
     span.set_attribute(ATTR_REVIEWER_LEVEL, reviewer.level)
     try:
-        await st.broker.publish(
-            decision.to_bytes(),
-            settings.topics.review_decisions,
-            key=task.item_id.encode(),
-            headers={"content-type": "application/json"},
-        )
+        with continue_trace(
+            "review decision",
+            task.trace_context,
+            item_id=task.item_id,
+            attributes={
+                ATTR_TIER: task.tier,
+                ATTR_ACTION: decision.verdict,
+                ATTR_REVIEWER_LEVEL: reviewer.level,
+            },
+        ):
+            await st.broker.publish(
+                decision.to_bytes(),
+                settings.topics.review_decisions,
+                key=task.item_id.encode(),
+                headers={"content-type": "application/json"},
+            )
     except Exception as exc:
         await redis.delete(done_key)  # let the reviewer retry the same submit
         log.error("publishing decision for %s failed: %s", task_id, exc)

@@ -272,6 +272,7 @@ async def wire(
         topic=topics.llm_released,
         bootstrap=settings.kafka_bootstrap,
         wakeup=router.outbox_wakeup,
+        tracer=provider.get_tracer("hitl.router"),
     )
     task = asyncio.create_task(_run_background(broker, router, outbox))
     _background.add(task)

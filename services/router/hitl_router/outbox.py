@@ -24,6 +24,9 @@ from collections.abc import Callable
 from typing import Any
 
 from aiokafka import AIOKafkaProducer, ConsumerRecord
+from opentelemetry import trace
+from opentelemetry.propagate import extract, inject
+from opentelemetry.trace import SpanKind
 from redis.asyncio import Redis
 
 from hitl_router.scan import scan_topic
@@ -86,7 +89,9 @@ class OutboxPublisher:
         topic: str,
         bootstrap: str,
         wakeup: asyncio.Event | None = None,
+        tracer: trace.Tracer | None = None,
     ) -> None:
+        self.tracer = tracer or trace.get_tracer("hitl.router.outbox")
         self.redis = redis
         self.ns = "{" + namespace + "}"
         self.topic = topic
@@ -153,12 +158,25 @@ class OutboxPublisher:
     async def _send(self, entry: OutboxEntry) -> asyncio.Future[Any]:
         assert self._producer is not None, "publish_once runs inside run()"
         headers = {**entry.headers, "content-type": "application/json", "event_id": entry.event_id}
-        future: asyncio.Future[Any] = await self._producer.send(
-            self.topic,
-            entry.payload.encode(),
-            key=entry.item_id.encode(),
-            headers=[(k, v.encode()) for k, v in headers.items()],
-        )
+        # the publish joins the item's trace under the span that staged the release
+        with self.tracer.start_as_current_span(
+            f"{self.topic} publish",
+            context=extract(entry.headers),
+            kind=SpanKind.PRODUCER,
+            attributes={
+                "messaging.system": "kafka",
+                "messaging.destination.name": self.topic,
+                "messaging.operation.type": "publish",
+                "hitl.item_id": entry.item_id,
+            },
+        ):
+            inject(headers)
+            future: asyncio.Future[Any] = await self._producer.send(
+                self.topic,
+                entry.payload.encode(),
+                key=entry.item_id.encode(),
+                headers=[(k, v.encode()) for k, v in headers.items()],
+            )
         return future
 
     async def run(self, alive: Callable[[], bool]) -> None:
