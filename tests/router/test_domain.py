@@ -208,6 +208,15 @@ def test_kill_switch_holds_every_item_of_the_app_and_says_so():
     assert "kill_switch:support-bot" not in other.rules_fired
 
 
+def test_red_team_outputs_are_always_held_for_review():
+    policy = default_policy()
+    tagged = [decide(_screened(f"rt-{n}", metadata={"red_team": True}), policy) for n in range(200)]
+    assert all(d.action == "hold" and d.sampled for d in tagged)
+    assert all("red_team" in d.rules_fired for d in tagged)
+    untagged = decide(_screened("rt-plain"), policy)
+    assert "red_team" not in untagged.rules_fired
+
+
 def test_decisions_explain_themselves():
     d = decide(ScreenedOutput(item_id="e-1", output=llm_output("e-1")), default_policy())
     assert d.policy_version == default_policy().version

@@ -260,6 +260,9 @@ def decide(screened: ScreenedOutput, policy: Policy, live: Live | None = None) -
     elif output.app in live.killed:
         probability, sampled, action = 1.0, True, "hold"
         rules.append(f"kill_switch:{output.app}")
+    elif output.metadata.get("red_team") is True:
+        probability, sampled, action = 1.0, True, "hold"
+        rules.append("red_team")
     elif not sampled:
         action = "release"
     elif mode == "parallel" and not rule.hold_always:
