@@ -328,10 +328,11 @@ async def create_template(body: NewTemplate, who: Caller, request: Request) -> d
     if body.policy is not None and who.role != "admin":
         raise HTTPException(status.HTTP_403_FORBIDDEN, "only admins set an approval policy")
     proposal_id = _new_id()
-    state, _ = await _execute(
+    return await _write_proposal(
         request,
         who,
         body.template_id,
+        proposal_id,
         lambda s: domain.create(
             s,
             template_id=body.template_id,
@@ -344,7 +345,6 @@ async def create_template(body: NewTemplate, who: Caller, request: Request) -> d
             note=body.note,
         ),
     )
-    return _proposal_view(state, state.proposals[proposal_id])
 
 
 @router.post("/{template_id}/versions", status_code=201, summary="Propose a new immutable version")
@@ -354,10 +354,11 @@ async def propose_version(
     _author(who)
     await _state(request, template_id)
     proposal_id = _new_id()
-    state, _ = await _execute(
+    return await _write_proposal(
         request,
         who,
         template_id,
+        proposal_id,
         lambda s: domain.propose(
             _exists(s),
             content=body.content,
@@ -366,7 +367,6 @@ async def propose_version(
             note=body.note,
         ),
     )
-    return _proposal_view(state, state.proposals[proposal_id])
 
 
 @router.post("/{template_id}/proposals/{proposal_id}/approve", summary="Approve in one role")
@@ -377,21 +377,15 @@ async def approve(
     who: Caller,
     request: Request,
 ) -> dict[str, Any]:
-    _approver(who)
-    state, _ = await _execute(
+    return await _review(
         request,
         who,
         template_id,
-        lambda s: domain.approve(
-            _exists(s),
-            proposal_id=proposal_id,
-            reviewer_id=who.reviewer_id,
-            skills=who.skills,
-            as_role=body.as_role,
-            comment=body.comment,
-        ),
+        proposal_id,
+        domain.approve,
+        as_role=body.as_role,
+        comment=body.comment,
     )
-    return _proposal_view(state, state.proposals[proposal_id])
 
 
 @router.post("/{template_id}/proposals/{proposal_id}/reject", summary="Reject a proposal")
@@ -402,20 +396,7 @@ async def reject(
     who: Caller,
     request: Request,
 ) -> dict[str, Any]:
-    _approver(who)
-    state, _ = await _execute(
-        request,
-        who,
-        template_id,
-        lambda s: domain.reject(
-            _exists(s),
-            proposal_id=proposal_id,
-            reviewer_id=who.reviewer_id,
-            skills=who.skills,
-            reason=body.reason,
-        ),
-    )
-    return _proposal_view(state, state.proposals[proposal_id])
+    return await _review(request, who, template_id, proposal_id, domain.reject, reason=body.reason)
 
 
 @router.post(
@@ -426,10 +407,11 @@ async def propose_experiment(
 ) -> dict[str, Any]:
     _author(who)
     proposal_id = _new_id()
-    state, _ = await _execute(
+    return await _write_proposal(
         request,
         who,
         template_id,
+        proposal_id,
         lambda s: domain.propose_experiment(
             _exists(s),
             version=body.version,
@@ -440,7 +422,6 @@ async def propose_experiment(
             reason=body.reason,
         ),
     )
-    return _proposal_view(state, state.proposals[proposal_id])
 
 
 @router.post("/{template_id}/experiments/stop", summary="Stop the A/B test: production only")
@@ -479,10 +460,11 @@ async def promote_winner(
     if best is None or best == state.labels.get("production"):
         raise HTTPException(status.HTTP_409_CONFLICT, f"no winner to promote: {result['verdict']}")
     proposal_id = _new_id()
-    state, _ = await _execute(
+    view = await _write_proposal(
         request,
         who,
         template_id,
+        proposal_id,
         lambda s: domain.propose_promotion(
             _exists(s),
             version=best,
@@ -491,10 +473,43 @@ async def promote_winner(
             reason=f"A/B winner: {result['verdict']}",
         ),
     )
-    return {**_proposal_view(state, state.proposals[proposal_id]), "comparison": result}
+    return {**view, "comparison": result}
 
 
 def _exists(state: TemplateState | None) -> TemplateState:
     if state is None:
         raise Refused(404, "no such template")
     return state
+
+
+async def _write_proposal(
+    request: Request, who: Principal, template_id: str, proposal_id: str, command: Command
+) -> dict[str, Any]:
+    """Run a command that opens or changes ``proposal_id``; answer with that proposal's view."""
+    state, _ = await _execute(request, who, template_id, command)
+    return _proposal_view(state, state.proposals[proposal_id])
+
+
+async def _review(
+    request: Request,
+    who: Principal,
+    template_id: str,
+    proposal_id: str,
+    decide: Callable[..., list[PromptEvent]],
+    **decision: Any,
+) -> dict[str, Any]:
+    """An approver's decision on a proposal (approve or reject) in the caller's name."""
+    _approver(who)
+    return await _write_proposal(
+        request,
+        who,
+        template_id,
+        proposal_id,
+        lambda s: decide(
+            _exists(s),
+            proposal_id=proposal_id,
+            reviewer_id=who.reviewer_id,
+            skills=who.skills,
+            **decision,
+        ),
+    )
