@@ -354,18 +354,14 @@ async def propose_version(
     _author(who)
     await _state(request, template_id)
     proposal_id = _new_id()
-    return await _write_proposal(
+    return await _propose(
         request,
         who,
         template_id,
         proposal_id,
-        lambda s: domain.propose(
-            _exists(s),
-            content=body.content,
-            actor=who.reviewer_id,
-            proposal_id=proposal_id,
-            note=body.note,
-        ),
+        domain.propose,
+        content=body.content,
+        note=body.note,
     )
 
 
@@ -407,20 +403,16 @@ async def propose_experiment(
 ) -> dict[str, Any]:
     _author(who)
     proposal_id = _new_id()
-    return await _write_proposal(
+    return await _propose(
         request,
         who,
         template_id,
         proposal_id,
-        lambda s: domain.propose_experiment(
-            _exists(s),
-            version=body.version,
-            share=body.share,
-            actor=who.reviewer_id,
-            proposal_id=proposal_id,
-            experiment_id=f"ab-{proposal_id}",
-            reason=body.reason,
-        ),
+        domain.propose_experiment,
+        version=body.version,
+        share=body.share,
+        experiment_id=f"ab-{proposal_id}",
+        reason=body.reason,
     )
 
 
@@ -460,18 +452,14 @@ async def promote_winner(
     if best is None or best == state.labels.get("production"):
         raise HTTPException(status.HTTP_409_CONFLICT, f"no winner to promote: {result['verdict']}")
     proposal_id = _new_id()
-    view = await _write_proposal(
+    view = await _propose(
         request,
         who,
         template_id,
         proposal_id,
-        lambda s: domain.propose_promotion(
-            _exists(s),
-            version=best,
-            actor=who.reviewer_id,
-            proposal_id=proposal_id,
-            reason=f"A/B winner: {result['verdict']}",
-        ),
+        domain.propose_promotion,
+        version=best,
+        reason=f"A/B winner: {result['verdict']}",
     )
     return {**view, "comparison": result}
 
@@ -488,6 +476,24 @@ async def _write_proposal(
     """Run a command that opens or changes ``proposal_id``; answer with that proposal's view."""
     state, _ = await _execute(request, who, template_id, command)
     return _proposal_view(state, state.proposals[proposal_id])
+
+
+async def _propose(
+    request: Request,
+    who: Principal,
+    template_id: str,
+    proposal_id: str,
+    make: Callable[..., list[PromptEvent]],
+    **fields: Any,
+) -> dict[str, Any]:
+    """An author's proposal ``proposal_id`` on an existing template, in the caller's name."""
+    return await _write_proposal(
+        request,
+        who,
+        template_id,
+        proposal_id,
+        lambda s: make(_exists(s), actor=who.reviewer_id, proposal_id=proposal_id, **fields),
+    )
 
 
 async def _review(
