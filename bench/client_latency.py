@@ -23,27 +23,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import statistics
-import subprocess
-import sys
 import time
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from common import demo_records, on_fresh_stack, p50_p99_ms, raw_hops, services, write_result
 
 from hitl_prescreen.domain import screen
 from hitl_router.domain import decide
 from hitl_router.policy import default_policy
 from hitl_shared.client import HitlClient
-from hitl_shared.devservers import start_redis, start_tansu
 from hitl_shared.events import LLMOutput, Release
-from hitl_shared.kafka import ensure_topics
 from hitl_shared.settings import Settings
 
-ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "bench" / "results"
 CONCURRENCY = 16
 HELD_TIMEOUT = 5.0  # an item the running router holds anyway is excluded after this
 Row = dict[str, float]
@@ -51,8 +43,7 @@ Row = dict[str, float]
 
 def auto_released_items(count: int) -> list[LLMOutput]:
     """Demo outputs (fresh ids) that the router's shipped policy releases without review."""
-    lines = (ROOT / "demo" / "sample_outputs.jsonl").read_text(encoding="utf-8").splitlines()
-    base = [json.loads(line) for line in lines if line.strip()]
+    base = demo_records()
     policy = default_policy()
     items: list[LLMOutput] = []
     n = 0
@@ -68,12 +59,12 @@ def auto_released_items(count: int) -> list[LLMOutput]:
 
 
 def stats(latencies: list[float], elapsed: float) -> Row:
-    ordered = sorted(latencies)
+    p50_ms, p99_ms = p50_p99_ms(latencies)
     return {
-        "n": len(ordered),
-        "per_s": len(ordered) / elapsed if elapsed else 0.0,
-        "p50_ms": 1000 * statistics.median(ordered),
-        "p99_ms": 1000 * ordered[int(0.99 * (len(ordered) - 1))],
+        "n": len(latencies),
+        "per_s": len(latencies) / elapsed if elapsed else 0.0,
+        "p50_ms": p50_ms,
+        "p99_ms": p99_ms,
     }
 
 
@@ -128,42 +119,6 @@ def _as_release(value: bytes) -> bytes:
     ).to_bytes()
 
 
-async def _hop(
-    bootstrap: str,
-    source: str,
-    target: str,
-    stop: asyncio.Event,
-    transform: Callable[[bytes], bytes] = bytes,
-) -> None:
-    consumer = AIOKafkaConsumer(
-        source,
-        bootstrap_servers=bootstrap,
-        group_id=f"pass-{source}",
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        fetch_max_wait_ms=20,
-        session_timeout_ms=6000,
-        heartbeat_interval_ms=2000,
-    )
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=False, linger_ms=2)
-    await consumer.start()
-    await producer.start()
-    try:
-        while not stop.is_set():
-            batch = await consumer.getmany(timeout_ms=100, max_records=500)
-            futures = [
-                await producer.send(target, transform(r.value), key=r.key)
-                for records in batch.values()
-                for r in records
-            ]
-            if futures:
-                await asyncio.gather(*futures)
-                await consumer.commit()
-    finally:
-        await consumer.stop()
-        await producer.stop()
-
-
 async def scenario_bare(settings: Settings, items: list[LLMOutput]) -> Row:
     topic = settings.topics.llm_outputs
     return await _round_trips(settings, topic, topic, items)
@@ -173,21 +128,9 @@ async def _with_raw_hops(
     settings: Settings, run: Callable[[], Awaitable[Row]], *, releases: bool = False
 ) -> Row:
     """Two raw hops outputs -> screened -> released; the second one may emit Releases."""
-    topics = settings.topics
-    stop = asyncio.Event()
-    hops = [
-        asyncio.create_task(_hop(settings.kafka_bootstrap, a, b, stop, transform))
-        for a, b, transform in (
-            (topics.llm_outputs, topics.llm_screened, bytes),
-            (topics.llm_screened, topics.llm_released, _as_release if releases else bytes),
-        )
-    ]
-    await asyncio.sleep(5)  # group joins
-    try:
+    last = _as_release if releases else None
+    async with raw_hops(settings, join_seconds=5, last=last, enable_idempotence=False):
         return await run()
-    finally:
-        stop.set()
-        await asyncio.gather(*hops)
 
 
 async def scenario_two_hops(settings: Settings, items: list[LLMOutput]) -> Row:
@@ -205,23 +148,8 @@ async def scenario_client_raw(settings: Settings, items: list[LLMOutput], in_fli
 
 
 async def _with_services(settings: Settings, run: Callable[[], Awaitable[Row]]) -> Row:
-    env = {
-        **os.environ,
-        "HITL_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
-        "HITL_REDIS_URL": settings.redis_url,
-        "HITL_LOG_LEVEL": "WARNING",
-    }
-    procs = [
-        subprocess.Popen([sys.executable, "-m", module], env=env, cwd=ROOT)
-        for module in ("hitl_prescreen", "hitl_router")
-    ]
-    try:
+    with services(settings, ("hitl_prescreen", "hitl_router")):
         return await run()
-    finally:
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            proc.wait(timeout=15)
 
 
 async def _warm_up(hitl: HitlClient, item: LLMOutput) -> None:
@@ -265,44 +193,32 @@ async def scenario_client(
     return await _with_services(settings, lambda: _submit_all(settings, items, warm, in_flight))
 
 
-async def fresh_stack(run: Callable[[Settings], Awaitable[Row]]) -> Row:
-    broker = start_tansu()
-    redis = start_redis()
-    try:
-        settings = Settings(kafka_bootstrap=broker.url, redis_url=redis.url, partitions=4)
-        await ensure_topics(settings)
-        return await run(settings)
-    finally:
-        redis.stop()
-        broker.stop()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--items", type=int, default=300, help="items per scenario")
     args = parser.parse_args()
     *items, warm = auto_released_items(args.items + 1)
     rows = [
-        ("bare produce -> consume", asyncio.run(fresh_stack(lambda s: scenario_bare(s, items)))),
+        ("bare produce -> consume", asyncio.run(on_fresh_stack(lambda s: scenario_bare(s, items)))),
         (
             "bare 2 raw hops, 1 in flight",
-            asyncio.run(fresh_stack(lambda s: scenario_two_hops(s, items))),
+            asyncio.run(on_fresh_stack(lambda s: scenario_two_hops(s, items))),
         ),
         (
             "submit(wait) over the raw hops",
-            asyncio.run(fresh_stack(lambda s: scenario_client_raw(s, items, 1))),
+            asyncio.run(on_fresh_stack(lambda s: scenario_client_raw(s, items, 1))),
         ),
         (
             "submit(wait) 1 in flight",
-            asyncio.run(fresh_stack(lambda s: scenario_client(s, items, warm, 1))),
+            asyncio.run(on_fresh_stack(lambda s: scenario_client(s, items, warm, 1))),
         ),
         (
             f"submit(wait) {CONCURRENCY} in flight",
-            asyncio.run(fresh_stack(lambda s: scenario_client(s, items, warm, CONCURRENCY))),
+            asyncio.run(on_fresh_stack(lambda s: scenario_client(s, items, warm, CONCURRENCY))),
         ),
         (
             f"submit(wait) {CONCURRENCY} in flight, raw hops",
-            asyncio.run(fresh_stack(lambda s: scenario_client_raw(s, items, CONCURRENCY))),
+            asyncio.run(on_fresh_stack(lambda s: scenario_client_raw(s, items, CONCURRENCY))),
         ),
     ]
     lines = [
@@ -326,10 +242,7 @@ def main() -> None:
         f"prescreen + router at p50 (submit(wait) 1 in flight - over raw hops): "
         f"{real['p50_ms'] - raw['p50_ms']:+.1f} ms"
     )
-    text = "\n".join(lines)
-    print(text)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "client_latency.txt").write_text(text + "\n", encoding="utf-8")
+    write_result("client_latency", "\n".join(lines))
 
 
 if __name__ == "__main__":

@@ -31,7 +31,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "shared"), str(ROOT / "services" / "prescreen")]
 
-from aiokafka import AIOKafkaProducer  # noqa: E402
+from common import fresh_stack, preload, quantile, write_result  # noqa: E402
 from opentelemetry.sdk.trace import TracerProvider  # noqa: E402
 from pydantic import TypeAdapter  # noqa: E402
 from redis.asyncio import Redis  # noqa: E402
@@ -44,12 +44,10 @@ from hitl_prescreen.detectors.edge_cases import EdgeCase, EdgeCaseIndex  # noqa:
 from hitl_prescreen.domain import screen  # noqa: E402
 from hitl_prescreen.edge_case_store import edge_case_key  # noqa: E402
 from hitl_prescreen.evaluate import as_output, load_items  # noqa: E402
-from hitl_shared.devservers import start_redis, start_tansu  # noqa: E402
 from hitl_shared.events import LLMOutput, ScreenedOutput  # noqa: E402
-from hitl_shared.kafka import BatchHop, Outgoing, build_broker, ensure_topics  # noqa: E402
+from hitl_shared.kafka import BatchHop, Outgoing, build_broker  # noqa: E402
 from hitl_shared.settings import Settings  # noqa: E402
 
-RESULTS = ROOT / "bench" / "results"
 TEXT_CHARS = 2048
 KB_CASES = 200
 
@@ -75,29 +73,6 @@ def outputs_2kb(count: int) -> list[LLMOutput]:
 def knowledge_base() -> list[EdgeCase]:
     items = load_items()
     return [EdgeCase(f"case-{n}", items[(n * 13) % len(items)]["text"]) for n in range(KB_CASES)]
-
-
-def quantile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
-async def preload(settings: Settings, outputs: list[LLMOutput]) -> None:
-    producer = AIOKafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap,
-        enable_idempotence=False,
-        linger_ms=5,
-        max_batch_size=256 * 1024,
-    )
-    await producer.start()
-    try:
-        futures = [
-            await producer.send(settings.topics.llm_outputs, o.to_bytes(), key=o.item_id.encode())
-            for o in outputs
-        ]
-        await asyncio.gather(*futures)
-    finally:
-        await producer.stop()
 
 
 async def drain(settings: Settings, hop: BatchHop, broker: Any, count: int) -> dict[str, float]:
@@ -132,62 +107,61 @@ async def drain(settings: Settings, hop: BatchHop, broker: Any, count: int) -> d
     }
 
 
-def fresh_settings(bootstrap: str, redis_url: str, name: str) -> Settings:
-    return Settings(
-        kafka_bootstrap=bootstrap,
-        redis_url=redis_url,
+async def scenario(name: str, outputs: list[LLMOutput]) -> dict[str, Any]:
+    async with fresh_stack(
         topic_prefix=f"bench-{name}.",
         redis_prefix=f"bench-{name}",
-        partitions=4,
         service_name=f"bench-{name}",
+    ) as settings:
+        redis = Redis.from_url(settings.redis_url)
+        try:
+            return await _scenario(name, settings, redis, outputs)
+        finally:
+            await redis.aclose()
+
+
+async def _scenario(
+    name: str, settings: Settings, redis: Redis, outputs: list[LLMOutput]
+) -> dict[str, Any]:
+    await preload(
+        settings.kafka_bootstrap,
+        settings.topics.llm_outputs,
+        outputs,
+        linger_ms=5,
+        max_batch_size=256 * 1024,
     )
+    provider = TracerProvider()
+    broker = build_broker(settings, provider)
+    extra: dict[str, Any] = {}
+    if name == "passthrough":
 
+        async def bare(output: LLMOutput) -> list[Outgoing]:
+            screened = ScreenedOutput(item_id=output.item_id, output=output)
+            return [Outgoing(settings.topics.llm_screened, screened)]
 
-async def scenario(name: str, outputs: list[LLMOutput]) -> dict[str, Any]:
-    tansu = start_tansu()
-    redis_server = start_redis()
-    redis = Redis.from_url(redis_server.url)
-    try:
-        settings = fresh_settings(tansu.url, redis_server.url, name)
-        await ensure_topics(settings)
-        await preload(settings, outputs)
-        provider = TracerProvider()
-        broker = build_broker(settings, provider)
-        extra: dict[str, Any] = {}
-        if name == "passthrough":
-
-            async def bare(output: LLMOutput) -> list[Outgoing]:
-                screened = ScreenedOutput(item_id=output.item_id, output=output)
-                return [Outgoing(settings.topics.llm_screened, screened)]
-
-            hop = BatchHop(
-                broker,
-                settings,
-                provider.get_tracer("bench"),
-                topic=settings.topics.llm_outputs,
-                group_id="bench-passthrough",
-                decoder=TypeAdapter(LLMOutput),
-                handler=bare,
-            )
-        else:
-            kb = {
-                c.case_id: json.dumps({"case_id": c.case_id, "text": c.text})
-                for c in knowledge_base()
-            }
-            await redis.hset(edge_case_key(settings.redis_prefix), mapping=kb)
-            hop = await wire(settings, broker, redis, provider)
-            hop.screener.timings = []  # type: ignore[attr-defined]
-            extra["screener"] = hop.screener  # type: ignore[attr-defined]
-        result: dict[str, Any] = await drain(settings, hop, broker, len(outputs))
-        if "screener" in extra:
-            per_item = [sum(t.values()) for t in extra["screener"].timings]
-            result["detector_p50_ms"] = statistics.median(per_item)
-            result["detector_p99_ms"] = quantile(per_item, 0.99)
-        return result
-    finally:
-        await redis.aclose()
-        redis_server.stop()
-        tansu.stop()
+        hop = BatchHop(
+            broker,
+            settings,
+            provider.get_tracer("bench"),
+            topic=settings.topics.llm_outputs,
+            group_id="bench-passthrough",
+            decoder=TypeAdapter(LLMOutput),
+            handler=bare,
+        )
+    else:
+        kb = {
+            c.case_id: json.dumps({"case_id": c.case_id, "text": c.text}) for c in knowledge_base()
+        }
+        await redis.hset(edge_case_key(settings.redis_prefix), mapping=kb)
+        hop = await wire(settings, broker, redis, provider)
+        hop.screener.timings = []  # type: ignore[attr-defined]
+        extra["screener"] = hop.screener  # type: ignore[attr-defined]
+    result: dict[str, Any] = await drain(settings, hop, broker, len(outputs))
+    if "screener" in extra:
+        per_item = [sum(t.values()) for t in extra["screener"].timings]
+        result["detector_p50_ms"] = statistics.median(per_item)
+        result["detector_p99_ms"] = quantile(per_item, 0.99)
+    return result
 
 
 def detector_cpu(outputs: list[LLMOutput]) -> dict[str, float]:
@@ -238,10 +212,7 @@ async def main() -> None:
     lines.append(
         f"\nmachine load average at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs"
     )
-    table = "\n".join(lines)
-    print(table)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "prescreen_throughput.txt").write_text(table + "\n", encoding="utf-8")
+    write_result("prescreen_throughput", "\n".join(lines))
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "shared")]
 
+from common import quantile, write_result  # noqa: E402
 from redis.asyncio import Redis  # noqa: E402
 
 from hitl_shared.devservers import start_redis  # noqa: E402
@@ -35,7 +36,6 @@ from hitl_shared.queue import (  # noqa: E402
     score_for,
 )
 
-RESULTS = ROOT / "bench" / "results"
 SIZES = (1_000, 100_000, 1_000_000)
 LEVELS = ("L1", "L2", "L3")
 SKILLS = ("general", "medical", "legal", "finance")
@@ -64,11 +64,6 @@ def tasks(count: int, seed: int = 7) -> list[QueuedTask]:
             )
         )
     return made
-
-
-def quantile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 async def measure(size: int, claims: int) -> dict[str, float]:
@@ -135,7 +130,4 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--claims", type=int, default=2000)
     args = parser.parse_args()
-    table = asyncio.run(main(args.claims))
-    print(table)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "queue_claim.txt").write_text(table + "\n")
+    write_result("queue_claim", asyncio.run(main(args.claims)))

@@ -23,18 +23,16 @@ import asyncio
 import json
 import os
 import statistics
-import subprocess
-import sys
 import time
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
+from common import fresh_stack, quantile, services, write_result
 from redis.asyncio import Redis
 
-from hitl_shared.devservers import free_port, start_redis, start_tansu
+from hitl_shared.devservers import free_port
 from hitl_shared.events import (
     Flag,
     LLMOutput,
@@ -43,12 +41,9 @@ from hitl_shared.events import (
     ScreenedOutput,
     utc_now,
 )
-from hitl_shared.kafka import ensure_topics
 from hitl_shared.queue import Reviewer, ReviewQueue, bucket_name, score_for
 from hitl_shared.settings import Settings
 
-ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "bench" / "results"
 ADMIN_TOKEN = "bench-admin-token-not-a-secret"  # noqa: S105 - throwaway stack
 TEXT = (
     "Thanks for reaching out. Your card 4111 1111 1111 1111 is on file and the refund of "
@@ -176,10 +171,7 @@ class RawHttp:
 
 
 def percentile(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+    return quantile(values, q) if values else float("nan")
 
 
 async def drive(
@@ -236,20 +228,15 @@ async def scenario_http(
     """Saturated (no think time), then paced reviewers on the same server and queue."""
     port = free_port()
     env = {
-        **os.environ,
-        "HITL_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
-        "HITL_REDIS_URL": settings.redis_url,
         "HITL_ADMIN_TOKEN": ADMIN_TOKEN,
         "HITL_HTTP_PORT": str(port),
-        "HITL_LOG_LEVEL": "WARNING",
         "WEB_CONCURRENCY": str(workers),
     }
-    proc = subprocess.Popen([sys.executable, "-m", "hitl_review_api"], env=env, cwd=ROOT)
     url = f"http://127.0.0.1:{port}"
     limits = httpx.Limits(max_connections=reviewers + 4, max_keepalive_connections=reviewers + 4)
     claims: list[float] = []
     decides: list[float] = []
-    try:
+    with services(settings, ("hitl_review_api",), env, stop_timeout=20):
         async with httpx.AsyncClient(base_url=url, limits=limits, timeout=30) as client:
             for _ in range(300):
                 try:
@@ -298,29 +285,19 @@ async def scenario_http(
             finally:
                 for one in clients:
                     await one.close()
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
     return row
 
 
 async def with_fresh_stack(
     tasks: int, run: Callable[[Settings], Awaitable[dict[str, Any]]]
 ) -> dict[str, Any]:
-    broker = start_tansu()
-    redis = start_redis()
-    try:
-        settings = Settings(kafka_bootstrap=broker.url, redis_url=redis.url, partitions=4)
-        await ensure_topics(settings)
+    async with fresh_stack() as settings:
         started = time.monotonic()
         size = await fill(settings.redis_url, settings.redis_prefix, tasks)
         row = await run(settings)
         row["fill_s"] = time.monotonic() - started
         row["payload_bytes"] = size
         return row
-    finally:
-        redis.stop()
-        broker.stop()
 
 
 LOAD = os.getloadavg()
@@ -372,10 +349,7 @@ def main() -> None:
     lines.append(
         "a decide = lease check + audit append (hash chain) + Kafka publish (acked) + complete"
     )
-    text = "\n".join(lines)
-    print(text)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "review_claim_decide.txt").write_text(text + "\n", encoding="utf-8")
+    write_result("review_claim_decide", "\n".join(lines))
 
 
 if __name__ == "__main__":

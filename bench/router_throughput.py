@@ -31,19 +31,18 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "shared"), str(ROOT / "services" / "router")]
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer  # noqa: E402
+from aiokafka import AIOKafkaConsumer  # noqa: E402
+from common import fresh_stack, preload, write_result  # noqa: E402
 from opentelemetry.sdk.trace import TracerProvider  # noqa: E402
 from pydantic import TypeAdapter  # noqa: E402
 from redis.asyncio import Redis  # noqa: E402
 
 from hitl_router.app import wire  # noqa: E402
 from hitl_router.domain import decide, default_policy  # noqa: E402
-from hitl_shared.devservers import start_redis, start_tansu  # noqa: E402
 from hitl_shared.events import Flag, LLMOutput, ScreenedOutput  # noqa: E402
-from hitl_shared.kafka import BatchHop, Outgoing, build_broker, ensure_topics  # noqa: E402
+from hitl_shared.kafka import BatchHop, Outgoing, build_broker  # noqa: E402
 from hitl_shared.settings import Settings  # noqa: E402
 
-RESULTS = ROOT / "bench" / "results"
 TEXT = ("Open Settings, choose Billing, and edit the address field. " * 40)[:2000]
 CARD = Flag(
     detector="pii",
@@ -75,24 +74,6 @@ def screened_items(count: int) -> list[ScreenedOutput]:
         flags = (CARD,) if n % 10 == 0 else ()
         made.append(ScreenedOutput(item_id=item_id, output=output, flags=flags))
     return made
-
-
-async def preload(settings: Settings, items: list[ScreenedOutput]) -> None:
-    producer = AIOKafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap,
-        enable_idempotence=False,
-        linger_ms=20,
-        max_batch_size=512 * 1024,
-    )
-    await producer.start()
-    try:
-        futures = [
-            await producer.send(settings.topics.llm_screened, s.to_bytes(), key=s.item_id.encode())
-            for s in items
-        ]
-        await asyncio.gather(*futures)
-    finally:
-        await producer.stop()
 
 
 async def watch(
@@ -155,17 +136,14 @@ async def passthrough(
 async def scenario(
     name: str, wiring: Wiring, items: list[ScreenedOutput], wanted_of: Callable[[Settings], Any]
 ) -> dict[str, Any]:
-    tansu, redis_server = start_tansu(), start_redis()
-    try:
-        settings = Settings(
-            kafka_bootstrap=tansu.url,
-            redis_url=redis_server.url,
-            partitions=4,
-            redis_prefix="bench",
-            service_name=f"bench-{name}",
+    async with fresh_stack(redis_prefix="bench", service_name=f"bench-{name}") as settings:
+        await preload(
+            settings.kafka_bootstrap,
+            settings.topics.llm_screened,
+            items,
+            linger_ms=20,
+            max_batch_size=512 * 1024,
         )
-        await ensure_topics(settings)
-        await preload(settings, items)
         redis = Redis.from_url(settings.redis_url)
         provider = TracerProvider()
         broker = build_broker(settings, provider)
@@ -185,9 +163,6 @@ async def scenario(
             "rate": len(items) / span,
             "startup_s": first - started,
         }
-    finally:
-        tansu.stop()
-        redis_server.stop()
 
 
 async def main(count: int) -> str:
@@ -226,7 +201,4 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--items", type=int, default=20_000)
     args = parser.parse_args()
-    table = asyncio.run(main(args.items))
-    print(table)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "router_throughput.txt").write_text(table + "\n")
+    write_result("router_throughput", asyncio.run(main(args.items)))
