@@ -67,6 +67,12 @@ class Settings(BaseSettings):
     admin_token: SecretStr | None = Field(
         default=None, description="Bootstrap admin bearer token (creates reviewers)"
     )
+    auth_failures_per_minute: int = Field(
+        default=20, ge=1, description="Failed bearer-token checks per client address per minute"
+    )
+    decisions_per_minute: int = Field(
+        default=120, ge=1, description="Review decisions one reviewer may submit per minute"
+    )
     lease_seconds: float = Field(default=120.0, gt=0, description="Review claim lease")
     policy_file: str | None = Field(default=None, description="Router policy YAML path")
     health_file: str | None = Field(

@@ -5,6 +5,7 @@
     python -m hitl_review_api.admin issue-token alice
     python -m hitl_review_api.admin revoke alice
     python -m hitl_review_api.admin list
+    python -m hitl_review_api.admin verify-audit ITEM_ID [ITEM_ID ...]
 
 Connection settings come from the usual ``HITL_*`` environment variables. A new token
 is printed once on stdout; only its hash is stored.
@@ -41,6 +42,10 @@ def _parser() -> argparse.ArgumentParser:
     revoke = sub.add_parser("revoke", help="revoke every token of a user")
     revoke.add_argument("reviewer_id")
     sub.add_parser("list", help="list users as JSON lines")
+    check = sub.add_parser(
+        "verify-audit", help="check items' hash-chained audit trails; exit 1 if any was altered"
+    )
+    check.add_argument("item_ids", nargs="+", metavar="ITEM_ID")
     return parser
 
 
@@ -78,12 +83,24 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
                 ADMIN_TRAIL, {**actor, "action": "revoke_tokens", "of": args.reviewer_id}
             )
             print(f"revoked {count} token(s)")
+        elif args.command == "verify-audit":
+            return await _verify(audit, args.item_ids)
         else:
             for person in await tokens.all():
                 print(json.dumps(person.model_dump(mode="json")))
         return 0
     finally:
         await redis.aclose()
+
+
+async def _verify(audit: AuditLog, item_ids: Sequence[str]) -> int:
+    """One JSON line per item; a broken chain (edited, reordered, deleted) fails the run."""
+    broken = 0
+    for item_id in item_ids:
+        _, verdict = await audit.checked(item_id)
+        broken += not verdict.ok
+        print(json.dumps({"item_id": item_id, **verdict.model_dump()}))
+    return 1 if broken else 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -16,6 +16,7 @@ from hitl_review_api.audit import AuditLog
 from hitl_review_api.auth import TokenStore
 from hitl_review_api.knowledge import KnowledgeBase
 from hitl_review_api.prompts.routes import router as prompts_router
+from hitl_review_api.ratelimit import RateLimiter
 from hitl_shared.kafka import build_broker
 from hitl_shared.queue import ReviewQueue
 from hitl_shared.runtime import configure_logging
@@ -73,6 +74,7 @@ def create_app(settings: Settings) -> FastAPI:
         app.state.queue = ReviewQueue(redis, settings.redis_prefix)
         app.state.tokens = TokenStore(redis, settings.redis_prefix, secret)
         app.state.audit = AuditLog(redis, settings.redis_prefix)
+        app.state.limiter = RateLimiter(redis, settings.redis_prefix)
         app.state.knowledge = KnowledgeBase(redis, settings.redis_prefix)
         try:
             yield

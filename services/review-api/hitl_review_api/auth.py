@@ -18,6 +18,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 from redis.asyncio import Redis
 
+from hitl_review_api.ratelimit import RateLimiter, too_many
 from hitl_shared.queue import Reviewer
 
 Role = Literal["reviewer", "admin", "auditor"]
@@ -118,10 +119,16 @@ async def current_principal(
             "missing bearer token",
             headers={"WWW-Authenticate": "Bearer"},
         )
+    limiter: RateLimiter = request.app.state.limiter
+    limit = request.app.state.settings.auth_failures_per_minute
+    client = request.client.host if request.client else "unknown"
+    if await limiter.count("auth-failures", client) >= limit:
+        raise too_many("failed authentications from this address")
     token = credentials.credentials
     tokens: TokenStore = request.app.state.tokens
     found = await tokens.resolve(token) if len(token) <= 512 else None
     if found is None:
+        await limiter.hit("auth-failures", client)
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED, "invalid token", headers={"WWW-Authenticate": "Bearer"}
         )

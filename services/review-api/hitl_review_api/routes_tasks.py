@@ -20,6 +20,7 @@ from redis.asyncio import Redis
 
 from hitl_review_api.auth import Caller, Principal, reviewer_only
 from hitl_review_api.highlight import segments
+from hitl_review_api.ratelimit import RateLimiter, too_many
 from hitl_review_api.review import approvals_needed, current_text, outcome
 from hitl_review_api.routes_items import review_item_key
 from hitl_shared.events import ReviewDecision, ReviewTask, Severity, TaxonomyLabel
@@ -181,6 +182,9 @@ async def decide(task_id: TaskId, body: DecisionIn, who: Caller, request: Reques
     queue: ReviewQueue = st.queue
     redis: Redis = st.redis
     settings: Settings = st.settings
+    limiter: RateLimiter = request.app.state.limiter
+    if await limiter.hit("decisions", reviewer.reviewer_id) > settings.decisions_per_minute:
+        raise too_many("decisions from this reviewer")
     done_key = f"{queue.ns}:decided:{task_id}:{body.fence}"
     async with redis.pipeline(transaction=False) as pipe:
         pipe.get(done_key)
