@@ -55,6 +55,16 @@ def test_critical_finishes_with_two_distinct_approvers_one_senior():
     assert second.final is True and second.verdict == "edit" and second.edited_text == "clean text"
 
 
+def test_after_an_l3_approval_any_senior_may_give_the_second():
+    task = make_task("b1", tier="critical", required_level="L3")
+    first = outcome(task, [], level="L3", verdict="edit", edited_text="safe", bucket="L3:g:en")
+    assert first.final is False and first.next_step == "second_approval"
+    assert first.requeue_bucket == "L2:g:en"  # a team with one L3 can still finish it
+    prior = [_decision(task, "lea", "L3", "edit", edited="safe")]
+    second = outcome(task, prior, level="L2", verdict="approve", edited_text=None, bucket="L2:g:en")
+    assert second.final is True and second.edited_text == "safe"
+
+
 def test_escalation_moves_one_level_up_and_stops_at_l3():
     task = make_task("e1")
     got = outcome(task, [], level="L1", verdict="escalate", edited_text=None, bucket="L1:med:fr")

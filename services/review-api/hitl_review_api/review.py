@@ -90,4 +90,8 @@ def outcome(
         return Outcome(published, edited, True, None, "done")
     if needs_senior(task) and not senior:
         return Outcome(published, edited, False, senior_bucket, "senior_review")
+    if rank(split_bucket(bucket, task)[0]) > rank("L2"):
+        # an L3 has approved: the second pair of eyes may be any senior (L2 or above),
+        # otherwise a team with a single L3 could never finish an item that needs one
+        return Outcome(published, edited, False, senior_bucket, "second_approval")
     return Outcome(published, edited, False, None, "second_approval")
