@@ -101,6 +101,21 @@ def _error_text(exc: BaseException) -> str:
     return str(exc)[:MAX_ERROR_TEXT] or exc.__class__.__name__
 
 
+def loggable_reason(exc: BaseException) -> str:
+    """Why a record failed, without any of its content: logs must not carry PII or secrets.
+
+    The dead letter itself keeps the full message and the raw bytes; a log line only names
+    the failing fields and error types (pydantic's text would quote the input).
+    """
+    if isinstance(exc, ValidationError):
+        problems = [
+            f"{'.'.join(str(part) for part in error['loc']) or '<root>'}: {error['type']}"
+            for error in exc.errors(include_input=False, include_url=False)[:5]
+        ]
+        return "; ".join(problems) or "validation failed"
+    return type(exc).__name__
+
+
 def _item_id_guess(raw: bytes | None) -> str | None:
     """Best-effort item id of an undecodable record, for the dead letter's index."""
     try:
@@ -209,7 +224,7 @@ class BatchHop:
             record.partition,
             record.offset,
             letter.exc_class,
-            letter.exc_msg[:200],
+            loggable_reason(exc),
         )
         self.dead_lettered += 1
         self.metrics.dead_lettered(letter.exc_class)
