@@ -17,8 +17,8 @@ import pytest
 from redis.asyncio import Redis
 
 from hitl_shared.devservers import start_redis, start_tansu
-from hitl_shared.kafka import ensure_topics
 from hitl_shared.settings import Settings
+from tests.support import isolated_settings
 
 
 def _docker_available() -> bool:
@@ -76,17 +76,7 @@ def unique() -> str:
 @pytest.fixture
 async def settings(kafka_bootstrap: str, redis_url: str, unique: str) -> Settings:
     """Settings for one test: its own topics (created here) and its own Redis namespace."""
-    made = Settings(
-        kafka_bootstrap=kafka_bootstrap,
-        redis_url=redis_url,
-        topic_prefix=f"t{unique}.",
-        redis_prefix=f"t{unique}",
-        partitions=2,
-        session_timeout_ms=6000,
-        fetch_max_wait_ms=20,
-    )
-    await ensure_topics(made)
-    return made
+    return await isolated_settings(kafka_bootstrap, redis_url, f"t{unique}")
 
 
 @pytest.fixture

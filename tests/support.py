@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -14,10 +15,26 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from redis.asyncio import Redis
 
-from hitl_shared.kafka import build_broker
+from hitl_shared.kafka import build_broker, ensure_topics
 from hitl_shared.settings import Settings
 
 Wiring = Callable[..., Awaitable[Any]]
+Records = list[dict[str, Any]]
+
+
+async def isolated_settings(kafka_bootstrap: str, redis_url: str, namespace: str) -> Settings:
+    """Settings on their own topics (``<namespace>.*``, created here) and Redis namespace."""
+    made = Settings(
+        kafka_bootstrap=kafka_bootstrap,
+        redis_url=redis_url,
+        topic_prefix=f"{namespace}.",
+        redis_prefix=namespace,
+        partitions=2,
+        session_timeout_ms=6000,
+        fetch_max_wait_ms=20,
+    )
+    await ensure_topics(made)
+    return made
 
 
 @asynccontextmanager
@@ -49,14 +66,14 @@ async def produce(settings: Settings, topic: str, *values: bytes, key: bytes | N
         await producer.stop()
 
 
-async def read_until(
-    settings: Settings,
-    topic: str,
-    done: Callable[[list[dict[str, Any]]], bool],
-    *,
-    timeout: float = 30.0,
-) -> list[dict[str, Any]]:
-    """Every JSON record of ``topic`` from the start until ``done(records)`` holds."""
+def by_item(item_id: str) -> Callable[[Records], bool]:
+    """``done`` for :func:`read_until`: a record of ``item_id`` has arrived."""
+    return lambda records: any(r.get("item_id") == item_id for r in records)
+
+
+@asynccontextmanager
+async def _reader(settings: Settings, topic: str) -> AsyncIterator[AIOKafkaConsumer]:
+    """A group-less consumer of ``topic`` from its start."""
     consumer = AIOKafkaConsumer(
         topic,
         bootstrap_servers=settings.kafka_bootstrap,
@@ -65,44 +82,59 @@ async def read_until(
         fetch_max_wait_ms=20,
     )
     await consumer.start()
-    records: list[dict[str, Any]] = []
     try:
-        async with asyncio.timeout(timeout):
-            while not done(records):
-                batch = await consumer.getmany(timeout_ms=200)
-                for messages in batch.values():
-                    for message in messages:
-                        value = json.loads(message.value)
-                        value["_headers"] = {k: v.decode() for k, v in message.headers or ()}
-                        records.append(value)
-    except TimeoutError as exc:
-        raise AssertionError(
-            f"{topic}: condition not met in {timeout}s; got {records!r:.2000}"
-        ) from exc
+        yield consumer
     finally:
         await consumer.stop()
+
+
+async def _next_records(consumer: AIOKafkaConsumer, *, headers: bool = True) -> Records:
+    """The JSON records of one fetch (waits up to 200 ms), with their ``_headers``."""
+    batch = await consumer.getmany(timeout_ms=200)
+    records = []
+    for messages in batch.values():
+        for message in messages:
+            value = json.loads(message.value)
+            if headers:
+                value["_headers"] = {k: v.decode() for k, v in message.headers or ()}
+            records.append(value)
     return records
 
 
-async def read_all(settings: Settings, topic: str, *, idle: float = 2.0) -> list[dict[str, Any]]:
+async def read_until(
+    settings: Settings,
+    topic: str,
+    done: Callable[[Records], bool],
+    *,
+    timeout: float = 30.0,
+    quiet: float = 0.0,
+    failure: str = "condition not met",
+) -> Records:
+    """Every JSON record of ``topic`` from the start until ``done(records)`` holds and
+    nothing more came for ``quiet`` seconds (so a late duplicate would be seen)."""
+    records: Records = []
+    async with _reader(settings, topic) as consumer:
+        try:
+            async with asyncio.timeout(timeout):
+                last = time.monotonic()
+                while not done(records) or time.monotonic() - last < quiet:
+                    if fetched := await _next_records(consumer):
+                        records.extend(fetched)
+                        last = time.monotonic()
+        except TimeoutError as exc:
+            raise AssertionError(
+                f"{topic}: {failure} in {timeout}s; got {records!r:.2000}"
+            ) from exc
+    return records
+
+
+async def read_all(settings: Settings, topic: str, *, idle: float = 2.0) -> Records:
     """Every JSON record of ``topic`` until nothing new has arrived for ``idle`` seconds."""
-    consumer = AIOKafkaConsumer(
-        topic,
-        bootstrap_servers=settings.kafka_bootstrap,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-        fetch_max_wait_ms=20,
-    )
-    await consumer.start()
-    records: list[dict[str, Any]] = []
-    quiet_since = asyncio.get_running_loop().time()
-    try:
+    records: Records = []
+    async with _reader(settings, topic) as consumer:
+        quiet_since = asyncio.get_running_loop().time()
         while asyncio.get_running_loop().time() - quiet_since < idle:
-            batch = await consumer.getmany(timeout_ms=200)
-            for messages in batch.values():
-                for message in messages:
-                    records.append(json.loads(message.value))
-                    quiet_since = asyncio.get_running_loop().time()
-    finally:
-        await consumer.stop()
+            if fetched := await _next_records(consumer, headers=False):
+                records.extend(fetched)
+                quiet_since = asyncio.get_running_loop().time()
     return records

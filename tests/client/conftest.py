@@ -12,25 +12,14 @@ from collections.abc import AsyncIterator
 import pytest
 from redis.asyncio import Redis
 
-from hitl_shared.kafka import ensure_topics
 from hitl_shared.settings import Settings
 from tests.client.stack import Reviewers, reviewing
+from tests.support import isolated_settings
 
 
 @pytest.fixture(scope="package")
 async def stack_settings(kafka_bootstrap: str, redis_url: str) -> Settings:
-    tag = uuid.uuid4().hex[:10]
-    made = Settings(
-        kafka_bootstrap=kafka_bootstrap,
-        redis_url=redis_url,
-        topic_prefix=f"c{tag}.",
-        redis_prefix=f"c{tag}",
-        partitions=2,
-        session_timeout_ms=6000,
-        fetch_max_wait_ms=20,
-    )
-    await ensure_topics(made)
-    return made
+    return await isolated_settings(kafka_bootstrap, redis_url, f"c{uuid.uuid4().hex[:10]}")
 
 
 @pytest.fixture(scope="package")

@@ -13,13 +13,9 @@ from hitl_shared.client import HitlClient
 from hitl_shared.client_sync import HitlClientSync
 from tests.client.stack import auto_released, held_leak
 from tests.factories import llm_output
-from tests.support import read_until
+from tests.support import by_item, read_until
 
 pytestmark = pytest.mark.integration
-
-
-def _has(item_id: str):
-    return lambda records: any(r.get("item_id") == item_id for r in records)
 
 
 async def test_auto_release_round_trip_continues_the_callers_trace(stack, stack_settings, unique):
@@ -33,7 +29,7 @@ async def test_auto_release_round_trip_continues_the_callers_trace(stack, stack_
             result = await hitl.submit(output, wait=True, timeout=30)
         again = await hitl.submit(output, wait=True, timeout=30)
         decisions = await read_until(
-            settings, settings.topics.routing_decisions, _has(output.item_id)
+            settings, settings.topics.routing_decisions, by_item(output.item_id)
         )
 
     assert result.status == "auto_released" and result.released and not result.timed_out
@@ -104,5 +100,5 @@ async def test_sync_client_round_trip(stack, stack_settings, unique):
             return result.status
 
     assert await asyncio.to_thread(app_thread) == "auto_released"
-    feedback = await read_until(settings, settings.topics.user_feedback, _has(output.item_id))
+    feedback = await read_until(settings, settings.topics.user_feedback, by_item(output.item_id))
     assert feedback[0]["kind"] == "implicit" and feedback[0]["signal"] == "copy"

@@ -15,7 +15,7 @@ from hitl_review_api.app import create_app
 from hitl_router.app import wire as wire_router
 from hitl_router.domain import default_policy, sample_unit
 from tests.factories import llm_output
-from tests.support import produce, read_until, running
+from tests.support import by_item, produce, read_until, running
 
 pytestmark = pytest.mark.integration
 
@@ -29,10 +29,6 @@ def _unsampled_low_tier_id(prefix: str) -> str:
     raise AssertionError("no unsampled id found")
 
 
-def _released(item_id: str):
-    return lambda records: any(r.get("item_id") == item_id for r in records)
-
-
 async def test_clean_output_is_screened_routed_and_auto_released(settings, redis, unique):
     item_id = _unsampled_low_tier_id(f"clean-{unique}")
     async with AsyncExitStack() as stack:
@@ -44,10 +40,8 @@ async def test_clean_output_is_screened_routed_and_auto_released(settings, redis
             llm_output(item_id).to_bytes(),
             key=item_id.encode(),
         )
-        released = await read_until(settings, settings.topics.llm_released, _released(item_id))
-        decisions = await read_until(
-            settings, settings.topics.routing_decisions, _released(item_id)
-        )
+        released = await read_until(settings, settings.topics.llm_released, by_item(item_id))
+        decisions = await read_until(settings, settings.topics.routing_decisions, by_item(item_id))
 
     release = next(r for r in released if r["item_id"] == item_id)
     assert release["outcome"] == "auto_released"
@@ -73,7 +67,7 @@ async def test_card_leak_is_held_until_two_reviewers_settle_it(settings, redis, 
         await produce(
             settings, settings.topics.llm_outputs, leaked.to_bytes(), key=item_id.encode()
         )
-        await read_until(settings, settings.topics.review_tasks, _released(item_id))
+        await read_until(settings, settings.topics.review_tasks, by_item(item_id))
 
         admin = {"Authorization": "Bearer admin-secret-token"}
         tokens = {}
@@ -126,9 +120,9 @@ async def test_card_leak_is_held_until_two_reviewers_settle_it(settings, redis, 
         )
         assert done.status_code == 200 and done.json()["final"] is True
 
-        released = await read_until(settings, settings.topics.llm_released, _released(item_id))
+        released = await read_until(settings, settings.topics.llm_released, by_item(item_id))
         await asyncio.sleep(0.5)  # a duplicate release, if any, would land by now
-        released = await read_until(settings, settings.topics.llm_released, _released(item_id))
+        released = await read_until(settings, settings.topics.llm_released, by_item(item_id))
 
     mine = [r for r in released if r["item_id"] == item_id]
     assert len(mine) == 1

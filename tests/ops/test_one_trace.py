@@ -22,14 +22,10 @@ from hitl_shared.kafka import build_broker
 from hitl_shared.settings import Settings
 from hitl_shared.telemetry import ATTR_ITEM_ID, ATTR_REVIEWER_LEVEL
 from tests.factories import llm_output
-from tests.support import read_until, running
+from tests.support import by_item, read_until, running
 
 pytestmark = pytest.mark.integration
 ADMIN = "admin-secret-token-ops"
-
-
-def _mine(item_id: str):
-    return lambda records: any(r.get("item_id") == item_id for r in records)
 
 
 async def _decide_until_released(
@@ -49,7 +45,7 @@ async def _decide_until_released(
             )
             assert decided.status_code == 200, decided.text
         try:
-            await read_until(settings, settings.topics.llm_released, _mine(item), timeout=3)
+            await read_until(settings, settings.topics.llm_released, by_item(item), timeout=3)
             return
         except AssertionError:
             continue
@@ -116,7 +112,7 @@ async def test_one_items_spans_from_every_service_form_one_ordered_tree(
             await publisher.publish(
                 leaked.to_bytes(), settings.topics.llm_outputs, key=item.encode()
             )
-        await read_until(settings, settings.topics.review_tasks, _mine(item))
+        await read_until(settings, settings.topics.review_tasks, by_item(item))
         tokens = {}
         for name, level in (("alice", "L2"), ("bob", "L3")):
             made = await client.post(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -13,7 +14,7 @@ from hitl_router.app import wire as wire_router
 from hitl_shared.events import ContextDocument, Flag
 from tests.review_api.conftest import Live, make_user
 from tests.review_api.helpers import enqueue, make_task
-from tests.support import read_until, running
+from tests.support import by_item, read_until, running
 
 pytestmark = pytest.mark.browser
 
@@ -44,6 +45,12 @@ async def browser() -> AsyncIterator[Browser]:
             yield launched
         finally:
             await launched.close()
+
+
+async def _release_of(live: Live, item_id: str) -> dict[str, Any]:
+    """The item's release, read from ``llm.released`` once it is there."""
+    released = await read_until(live.settings, live.settings.topics.llm_released, by_item(item_id))
+    return next(r for r in released if r["item_id"] == item_id)
 
 
 async def _sign_in(browser: Browser, live: Live, token: str) -> Page:
@@ -141,12 +148,7 @@ async def test_reviewer_edits_labels_and_approves_with_the_keyboard(live, redis,
 
         await page.keyboard.press("a")
         await expect(page.locator("#status")).to_contain_text("Decision recorded")
-        released = await read_until(
-            live.settings,
-            live.settings.topics.llm_released,
-            lambda rs: any(r["item_id"] == item_id for r in rs),
-        )
-    release = next(r for r in released if r["item_id"] == item_id)
+        release = await _release_of(live, item_id)
     assert release["outcome"] == "edited" and release["text"] == edited
     assert release["decided_by"] == ["rita"]
     decisions = await read_until(
@@ -261,11 +263,6 @@ async def test_second_approver_sees_the_first_decision_on_a_critical_item(live, 
         await page.screenshot(path=str(ARTIFACTS / "review-second-approval.png"), full_page=True)
         await page.keyboard.press("a")
         await expect(page.locator("#status")).to_contain_text("Decision recorded")
-        released = await read_until(
-            live.settings,
-            live.settings.topics.llm_released,
-            lambda rs: any(r["item_id"] == item_id for r in rs),
-        )
-    release = next(r for r in released if r["item_id"] == item_id)
+        release = await _release_of(live, item_id)
     assert release["outcome"] == "edited" and release["text"] == edited
     assert page.errors == []  # type: ignore[attr-defined]

@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import json
-import time
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any
-
-from aiokafka import AIOKafkaConsumer
 
 from hitl_router.domain import decide, default_policy
 from hitl_shared.events import Flag, ReviewDecision, RoutingDecision, ScreenedOutput
-from hitl_shared.settings import Settings
 from tests.factories import llm_output
+from tests.support import read_until
 
 CARD = Flag(
     detector="pii",
@@ -57,45 +54,9 @@ def verdict(
     return ReviewDecision(**defaults)
 
 
-def by_item(item_id: str) -> Callable[[list[dict[str, Any]]], bool]:
-    return lambda records: any(r.get("item_id") == item_id for r in records)
-
-
-async def read_settled(
-    settings: Settings,
-    topic: str,
-    done: Callable[[list[dict[str, Any]]], bool],
-    *,
-    timeout: float = 60.0,
-    quiet: float = 1.5,
-) -> list[dict[str, Any]]:
-    """Every record of ``topic`` once ``done`` holds and nothing more came for ``quiet``
-    seconds, so a late duplicate would be seen."""
-    consumer = AIOKafkaConsumer(
-        topic,
-        bootstrap_servers=settings.kafka_bootstrap,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-        fetch_max_wait_ms=20,
-    )
-    await consumer.start()
-    records: list[dict[str, Any]] = []
-    try:
-        async with asyncio.timeout(timeout):
-            last = time.monotonic()
-            while not done(records) or time.monotonic() - last < quiet:
-                batch = await consumer.getmany(timeout_ms=200)
-                for messages in batch.values():
-                    for message in messages:
-                        value = json.loads(message.value)
-                        value["_headers"] = {k: v.decode() for k, v in message.headers or ()}
-                        records.append(value)
-                        last = time.monotonic()
-    except TimeoutError as exc:
-        raise AssertionError(f"{topic}: not settled in {timeout}s; got {records!r:.2000}") from exc
-    finally:
-        await consumer.stop()
-    return records
+# Every record of ``topic`` once ``done`` holds and nothing more came for ``quiet`` seconds,
+# so a late duplicate would be seen.
+read_settled = partial(read_until, timeout=60.0, quiet=1.5, failure="not settled")
 
 
 async def until(

@@ -16,7 +16,7 @@ from hitl_router.policy import PolicyError, PolicySource, default_policy_text, p
 from hitl_shared.events import utc_now
 from hitl_shared.queue import ReviewQueue
 from tests.router.helpers import pick, screened, until
-from tests.support import produce, read_until, running
+from tests.support import by_item, produce, read_until, running
 
 
 def _write(path, data: dict, mtime: float) -> None:
@@ -73,7 +73,7 @@ async def test_router_reloads_its_policy_file_and_escalates_overdue_tasks(
     queue = ReviewQueue(redis, settings.redis_prefix)
     async with running(configured, wire, redis):
         await produce(settings, settings.topics.llm_screened, late.to_bytes())
-        first = await read_until(settings, settings.topics.routing_decisions, _has(late.item_id))
+        first = await read_until(settings, settings.topics.routing_decisions, by_item(late.item_id))
         await until(
             lambda: queue.task(f"task-{late.item_id}"),
             lambda task: task.get("bucket") == "L2:general:en",
@@ -85,7 +85,7 @@ async def test_router_reloads_its_policy_file_and_escalates_overdue_tasks(
             while True:
                 await produce(settings, settings.topics.llm_screened, fresh.to_bytes())
                 got = await read_until(
-                    settings, settings.topics.routing_decisions, _has(fresh.item_id)
+                    settings, settings.topics.routing_decisions, by_item(fresh.item_id)
                 )
                 if any(d["policy_version"] == "file-2" for d in got):
                     break
@@ -97,7 +97,3 @@ async def test_router_reloads_its_policy_file_and_escalates_overdue_tasks(
     )
     task = await queue.task(f"task-{late.item_id}")
     assert task["escalations"] == "1"
-
-
-def _has(item_id: str):
-    return lambda records: any(r.get("item_id") == item_id for r in records)

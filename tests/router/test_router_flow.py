@@ -18,8 +18,8 @@ from hitl_router.killswitch import switch
 from hitl_router.state import RouterStore
 from hitl_shared.events import PolicyUpdate
 from hitl_shared.queue import ReviewQueue
-from tests.router.helpers import CARD, by_item, pick, read_settled, screened, until, verdict
-from tests.support import produce, read_until, running
+from tests.router.helpers import CARD, pick, read_settled, screened, until, verdict
+from tests.support import by_item, produce, read_until, running
 
 pytestmark = pytest.mark.integration
 
