@@ -171,19 +171,14 @@ for _, id in ipairs(redis.call('ZRANGEBYSCORE', deadlines, '-inf', now, 'LIMIT',
   if state == 'queued' then
     local level, rest = string.match(bucket, '^(L%d):(.*)$')
     local up = level and nextlevel[level]
+    local target = nil
     if up then
-      local target = up .. ':' .. rest
-      pull(ns, bucket, id)
-      push(ns, target, id, score, since)
-      redis.call('SADD', ns .. ':buckets', target)
-      redis.call('HSET', tkey, 'bucket', target)
-      redis.call('HINCRBY', tkey, 'escalations', 1)
-      redis.call('ZADD', deadlines, now + step, id)
-      table.insert(moved, id)
-      table.insert(moved, target)
+      target = up .. ':' .. rest
     elseif level and not string.match(rest, '^general:') then
       -- no specialist took it even at the top level: any L3 may now
-      local target = level .. ':general:' .. string.match(rest, ':(.*)$')
+      target = level .. ':general:' .. string.match(rest, ':(.*)$')
+    end
+    if target then
       pull(ns, bucket, id)
       push(ns, target, id, score, since)
       redis.call('SADD', ns .. ':buckets', target)
@@ -395,19 +390,7 @@ class ReviewQueue:
         )
 
     async def complete(self, task_id: str, reviewer_id: str, fence: str) -> bool:
-        return bool(
-            await self._finish(
-                args=[
-                    self.ns,
-                    task_id,
-                    reviewer_id,
-                    fence,
-                    self._now_ms(),
-                    "done",
-                    DONE_TTL_SECONDS,
-                ]
-            )
-        )
+        return await self._end_lease(task_id, reviewer_id, fence, "done", DONE_TTL_SECONDS)
 
     async def requeue(
         self,
@@ -420,21 +403,22 @@ class ReviewQueue:
         decided: bool = False,
     ) -> bool:
         """Give a held task back: unclaimed, to the next approver, or escalated."""
-        return bool(
-            await self._finish(
-                args=[
-                    self.ns,
-                    task_id,
-                    reviewer_id,
-                    fence,
-                    self._now_ms(),
-                    "requeue",
-                    bucket or "",
-                    "" if score is None else score,
-                    reviewer_id if decided else "",
-                ]
-            )
+        return await self._end_lease(
+            task_id,
+            reviewer_id,
+            fence,
+            "requeue",
+            bucket or "",
+            "" if score is None else score,
+            reviewer_id if decided else "",
         )
+
+    async def _end_lease(
+        self, task_id: str, reviewer_id: str, fence: str, mode: str, *rest: str | int
+    ) -> bool:
+        """The finish script for a lease the reviewer holds: ``done`` or ``requeue``."""
+        args = [self.ns, task_id, reviewer_id, fence, self._now_ms(), mode, *rest]
+        return bool(await self._finish(args=args))
 
     async def escalate_overdue(
         self,
