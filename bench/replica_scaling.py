@@ -14,22 +14,24 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer
+from common import (
+    ROOT,
+    demo_records,
+    fresh_stack,
+    preload,
+    service_env,
+    write_result,
+)
 
-from hitl_shared.devservers import start_redis, start_tansu
 from hitl_shared.events import LLMOutput
-from hitl_shared.kafka import ensure_topics
 from hitl_shared.settings import Settings
 
-ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "bench" / "results"
 PASSTHROUGH = """
 import asyncio, sys
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -52,27 +54,11 @@ asyncio.run(hop(*sys.argv[1:4]))
 
 
 def demo_items(count: int) -> list[LLMOutput]:
-    lines = (ROOT / "demo" / "sample_outputs.jsonl").read_text(encoding="utf-8").splitlines()
-    base = [json.loads(line) for line in lines if line.strip()]
-    items = []
-    for n in range(count):
-        raw = dict(base[n % len(base)])
-        raw["item_id"] = f"scale-{n}"
-        items.append(LLMOutput.model_validate(raw))
-    return items
-
-
-async def load_backlog(settings: Settings, items: list[LLMOutput]) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, linger_ms=20)
-    await producer.start()
-    try:
-        for item in items:
-            await producer.send(
-                settings.topics.llm_outputs, item.to_bytes(), key=item.item_id.encode()
-            )
-        await producer.flush()
-    finally:
-        await producer.stop()
+    base = demo_records()
+    return [
+        LLMOutput.model_validate({**base[n % len(base)], "item_id": f"scale-{n}"})
+        for n in range(count)
+    ]
 
 
 async def drain_rate(settings: Settings, topic: str, count: int, timeout: float) -> float:
@@ -101,31 +87,17 @@ async def drain_rate(settings: Settings, topic: str, count: int, timeout: float)
     return (seen - 1) / max(time.perf_counter() - first, 1e-6)
 
 
-def spawn(commands: list[list[str]], env: dict[str, str]) -> list[subprocess.Popen[bytes]]:
-    return [subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL) for cmd in commands]
-
-
 async def scenario(kind: str, replicas: int, items: list[LLMOutput]) -> float:
-    broker, redis = start_tansu(), start_redis()
-    procs: list[subprocess.Popen[bytes]] = []
-    try:
-        settings = Settings(kafka_bootstrap=broker.url, redis_url=redis.url, partitions=4)
-        await ensure_topics(settings)
-        await load_backlog(settings, items)
-        env = {
-            **os.environ,
-            "HITL_KAFKA_BOOTSTRAP": broker.url,
-            "HITL_REDIS_URL": redis.url,
-            "HITL_LOG_LEVEL": "WARNING",
-        }
+    async with fresh_stack() as settings:
         topics = settings.topics
+        await preload(settings.kafka_bootstrap, topics.llm_outputs, items, 20, 256 * 1024)
         if kind == "passthrough":
             hops = [
                 (topics.llm_outputs, topics.llm_screened),
                 (topics.llm_screened, topics.routing_decisions),
             ]
             commands = [
-                [sys.executable, "-c", PASSTHROUGH, broker.url, src, dst]
+                [sys.executable, "-c", PASSTHROUGH, settings.kafka_bootstrap, src, dst]
                 for src, dst in hops
                 for _ in range(replicas)
             ]
@@ -135,15 +107,17 @@ async def scenario(kind: str, replicas: int, items: list[LLMOutput]) -> float:
                 for module in ("hitl_prescreen", "hitl_router")
                 for _ in range(replicas)
             ]
-        procs = spawn(commands, env)
-        return await drain_rate(settings, topics.routing_decisions, len(items), timeout=240)
-    finally:
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            proc.wait(timeout=20)
-        redis.stop()
-        broker.stop()
+        procs = [
+            subprocess.Popen(cmd, env=service_env(settings), cwd=ROOT, stdout=subprocess.DEVNULL)
+            for cmd in commands
+        ]
+        try:
+            return await drain_rate(settings, topics.routing_decisions, len(items), timeout=240)
+        finally:
+            for proc in procs:
+                proc.terminate()
+            for proc in procs:
+                proc.wait(timeout=20)
 
 
 def main() -> None:
@@ -167,10 +141,7 @@ def main() -> None:
     ):
         one, two = rows[(kind, 1)], rows[(kind, 2)]
         lines.append(f"{label:<36}{one:>12.0f}{two:>12.0f}{two / one:>9.2f}x")
-    text = "\n".join(lines)
-    print(text)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "replica_scaling.txt").write_text(text + "\n", encoding="utf-8")
+    write_result("replica_scaling", "\n".join(lines))
 
 
 if __name__ == "__main__":
