@@ -27,8 +27,8 @@ def _load(raw: Any) -> Any:
 def _released(raw: Any) -> Any:
     """The release event, whether stored bare or wrapped in the router's outbox entry.
 
-    The router's release-once marker may hold only the release's event id (the event
-    itself is on ``hitl.llm.released``); the record then names that event.
+    The router keeps a reviewed item's release in its routing record; for an auto-released
+    item only the release-once marker (its event id) is left, and the record names that.
     """
     text = raw.decode() if isinstance(raw, bytes) else raw
     if text and not text.lstrip().startswith(("{", "[")):
@@ -39,27 +39,6 @@ def _released(raw: Any) -> Any:
         if isinstance(inner, str):
             return json.loads(inner)
     return data
-
-
-def _final_release(release: Any, actions: list[dict[str, Any]], routing: Any, screened: Any) -> Any:
-    """Fill in outcome and text when the router's marker names only the release event."""
-    if not isinstance(release, dict) or "text" in release or "outcome" in release:
-        return release
-    final = next((a for a in reversed(actions) if a.get("final") and "verdict" in a), None)
-    if final is not None:
-        edited = final.get("after") not in (None, final.get("before"))
-        outcome = {"approve": "edited" if edited else "approved", "edit": "edited"}.get(
-            final["verdict"], "rejected"
-        )
-        return {
-            **release,
-            "outcome": outcome,
-            "text": final.get("after"),
-            "decided_by": [final.get("actor")],
-        }
-    if routing and routing.get("action") in ("release", "release_and_review") and screened:
-        return {**release, "outcome": "auto_released", "text": screened["output"]["output_text"]}
-    return release
 
 
 def review_item_key(ns: str, item_id: str) -> str:
@@ -94,8 +73,8 @@ async def item_record(item_id: ItemIdPath, who: Caller, request: Request) -> dic
         "scores": screened["scores"] if screened else {},
         "routing": routing,
         "actions": actions,
-        "release": _final_release(_released(release), actions, routing, screened),
-        "retraction": _released(retraction),
+        "release": _released(fields.get("release") or release),
+        "retraction": _released(fields.get("retraction") or retraction),
         "verification": verification.model_dump(),
     }
 

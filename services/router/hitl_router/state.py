@@ -3,8 +3,9 @@
 Every write that must happen once is one Lua script, so a redelivered record finds the
 work done and gets the stored result back:
 
-- ``{ns}:item:<id>``  the item's routing decision (first decision wins); kept 30 days
-  for items a human reviews, one day (the replay window) for auto-released ones;
+- ``{ns}:item:<id>``  the item's routing decision (first decision wins), and for items a
+  human reviews their release / retraction too; kept 30 days for reviewed items, one day
+  (the replay window) for auto-released ones;
 - ``{ns}:release:<id>`` / ``{ns}:retraction:<id>``  release-once markers (event id);
 - ``{ns}:outbox``  list of releases / retractions waiting to be published (ADR 6);
 - ``{ns}:rates``  adaptive review rates per (app, use case, tier), newest sequence wins;
@@ -28,10 +29,15 @@ REPLAY_WINDOW_SECONDS = 24 * 3600  # auto-released items: long enough for any re
 _SEP = "\x1f"
 
 _STAGE = """
--- the marker holds the event id only; the outbox holds the event until it is published
-local function stage(ns, kind, item, event_id, entry, ttl)
+-- the marker holds the event id only; the outbox holds the event until it is published;
+-- with keep, the item's routing record also keeps the event, for its audit record
+local function stage(ns, kind, item, event_id, entry, ttl, keep)
   if redis.call('SET', ns .. ':' .. kind .. ':' .. item, event_id, 'NX', 'EX', ttl) then
     redis.call('RPUSH', ns .. ':outbox', entry)
+    local ikey = ns .. ':item:' .. item
+    if keep == '1' and redis.call('EXISTS', ikey) == 1 then
+      redis.call('HSET', ikey, kind, entry)
+    end
     return 1
   end
   return 0
@@ -44,14 +50,14 @@ _ROUTE = (
 -- first decision wins; a release is staged once; an auto-release is refused while the
 -- app's kill switch is on (the caller decides again, holding the item)
 local ns, item, decision, entry = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
-local app, ttl, event_id = ARGV[5], tonumber(ARGV[6]), ARGV[7]
+local app, ttl, event_id, keep = ARGV[5], tonumber(ARGV[6]), ARGV[7], ARGV[8]
 local ikey = ns .. ':item:' .. item
 local existing = redis.call('HGET', ikey, 'decision')
 if existing then return {0, existing} end
 if entry ~= '' and redis.call('SISMEMBER', ns .. ':killed', app) == 1 then return {2, ''} end
 redis.call('HSET', ikey, 'decision', decision)
 redis.call('EXPIRE', ikey, ttl)
-if entry ~= '' then stage(ns, 'release', item, event_id, entry, ttl) end
+if entry ~= '' then stage(ns, 'release', item, event_id, entry, ttl, keep) end
 return {1, ''}
 """
 )
@@ -59,7 +65,7 @@ return {1, ''}
 _STAGE_ONE = (
     _STAGE
     + """
-return stage(ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], tonumber(ARGV[6]))
+return stage(ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], tonumber(ARGV[6]), '1')
 """
 )
 
@@ -150,6 +156,8 @@ class RouterStore:
                         decision.app,
                         REPLAY_WINDOW_SECONDS if decision.action == "release" else ITEM_TTL_SECONDS,
                         release.event_id if release else "",
+                        # an item a human reviews keeps its release in its routing record
+                        "" if decision.action == "release" else "1",
                     ],
                     client=pipe,
                 )
