@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from hitl_shared.events import LLMOutput
+from hitl_shared.events import Flag, LLMOutput
 
 
 def llm_output(item_id: str, **overrides: Any) -> LLMOutput:
@@ -22,3 +22,18 @@ def llm_output(item_id: str, **overrides: Any) -> LLMOutput:
     }
     fields.update(overrides)
     return LLMOutput(**fields)
+
+
+def flag(**overrides: Any) -> Flag:
+    """A prescreen flag; by default a Luhn-valid card number at the start of the text."""
+    fields: dict[str, Any] = {
+        "detector": "pii",
+        "category": "payment_card",
+        "severity": "critical",
+        "score": 0.99,
+        "start": 0,
+        "end": 19,
+        "explanation": "Luhn-valid card number",
+    }
+    fields.update(overrides)
+    return Flag(**fields)

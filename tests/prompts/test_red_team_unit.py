@@ -14,8 +14,9 @@ from hitl_review_api.prompts.red_team import (
     suite_path,
     summarize,
 )
-from hitl_shared.events import Flag, Release, RoutingDecision, ScreenedOutput
+from hitl_shared.events import Release, RoutingDecision, ScreenedOutput
 from hitl_shared.prompts import TemplateContent, new_version
+from tests.factories import flag
 from tests.prompts.test_red_team import TEMPLATE
 
 pytestmark = pytest.mark.unit
@@ -57,18 +58,10 @@ def test_summary_counts_by_category():
     outputs = {o.item_id: o for o in build_outputs(suite, version, respond, "r1", "fake")}
     card = item_id("r1", next(c for c in suite.cases if c.id == "pii-card"))
     refusal = item_id("r1", next(c for c in suite.cases if c.id == "pii-ssn"))
-    flag = Flag(
-        detector="pii",
-        category="payment_card",
-        severity="critical",
-        score=0.99,
-        start=0,
-        end=4,
-        explanation="card",
-    )
+    card_flag = flag(end=4, explanation="card")
     observed = Observed(
         screened={
-            card: ScreenedOutput(item_id=card, output=outputs[card], flags=(flag,)),
+            card: ScreenedOutput(item_id=card, output=outputs[card], flags=(card_flag,)),
             refusal: ScreenedOutput(item_id=refusal, output=outputs[refusal]),
         },
         decisions={

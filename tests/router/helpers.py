@@ -9,18 +9,10 @@ from typing import Any
 
 from hitl_router.domain import decide, default_policy
 from hitl_shared.events import Flag, ReviewDecision, RoutingDecision, ScreenedOutput
-from tests.factories import llm_output
+from tests.factories import flag, llm_output
 from tests.support import read_until
 
-CARD = Flag(
-    detector="pii",
-    category="payment_card",
-    severity="critical",
-    score=0.99,
-    start=10,
-    end=29,
-    explanation="Luhn-valid card number",
-)
+CARD = flag(start=10, end=29)
 
 
 def screened(item_id: str, *, flags: tuple[Flag, ...] = (), **overrides: Any) -> ScreenedOutput:

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from hitl_router.domain import Live, SegmentRate, decide, default_policy, sample_unit
 from hitl_router.policy import Policy
 from hitl_shared.events import Flag, ScreenedOutput
-from tests.factories import llm_output
+from tests.factories import flag, llm_output
 
 pytestmark = pytest.mark.unit
 
@@ -118,16 +118,8 @@ def test_adaptive_mode_probability_rises_with_doubt_flags_and_error_rate():
     policy = _policy(default_mode="adaptive", weights=default_policy().weights.model_dump())
     calm = decide(_screened("a-1", confidence=0.95), policy)
     doubtful = decide(_screened("a-1", confidence=0.65), policy)
-    flag = Flag(
-        detector="tox",
-        category="insult",
-        severity="low",
-        score=0.9,
-        start=0,
-        end=3,
-        explanation="x",
-    )
-    flagged = decide(_screened("a-1", confidence=0.95, flags=(flag,)), policy)
+    insult = flag(detector="tox", category="insult", severity="low", score=0.9, end=3)
+    flagged = decide(_screened("a-1", confidence=0.95, flags=(insult,)), policy)
     erring = decide(
         _screened("a-1", confidence=0.95),
         policy,
@@ -143,17 +135,8 @@ def test_adaptive_mode_probability_rises_with_doubt_flags_and_error_rate():
 
 
 def test_critical_flags_hold_everything_for_two_approvals_with_a_senior():
-    flag = Flag(
-        detector="pii",
-        category="payment_card",
-        severity="critical",
-        score=0.99,
-        start=0,
-        end=19,
-        explanation="Luhn-valid card number",
-    )
     policy = default_policy()
-    decisions = [decide(_screened(f"c-{i}", flags=(flag,)), policy) for i in range(500)]
+    decisions = [decide(_screened(f"c-{i}", flags=(flag(),)), policy) for i in range(500)]
     assert {d.tier for d in decisions} == {"critical"}
     assert all(d.action == "hold" and d.sampled for d in decisions)
     assert {d.approvals_required for d in decisions} == {2}
@@ -161,16 +144,10 @@ def test_critical_flags_hold_everything_for_two_approvals_with_a_senior():
 
 
 def test_secrets_are_blocked_for_a_senior_even_in_parallel_mode():
-    flag = Flag(
-        detector="secrets",
-        category="api_key",
-        severity="critical",
-        score=0.97,
-        start=0,
-        end=20,
-        explanation="AWS access key",
+    key = flag(
+        detector="secrets", category="api_key", score=0.97, end=20, explanation="AWS access key"
     )
-    d = decide(_screened("s-1", app="marketing-copy", flags=(flag,)), default_policy())
+    d = decide(_screened("s-1", app="marketing-copy", flags=(key,)), default_policy())
     assert d.action == "block" and d.required_level == "L3"
     assert "block:api_key" in d.rules_fired
 
