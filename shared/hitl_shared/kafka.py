@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import json
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -119,8 +120,6 @@ def loggable_reason(exc: BaseException) -> str:
 def _item_id_guess(raw: bytes | None) -> str | None:
     """Best-effort item id of an undecodable record, for the dead letter's index."""
     try:
-        import json
-
         value = json.loads(raw or b"")
     except (ValueError, UnicodeDecodeError, RecursionError):
         return None
