@@ -20,6 +20,10 @@ from hitl_shared.devservers import start_redis, start_tansu
 from hitl_shared.settings import Settings
 from tests.support import isolated_settings
 
+# Services under test screen inline unless a test asks for detector worker processes
+# (tests/prescreen/test_workers.py): starting a pool per test would cost seconds each.
+os.environ.setdefault("HITL_PRESCREEN_WORKERS", "0")
+
 
 def _docker_available() -> bool:
     try:

@@ -7,6 +7,12 @@ the record's trace context, publishes every output without waiting for each ack,
 awaits all acks together, and only then lets FastStream commit the batch. An
 infrastructure failure (Redis or Kafka unreachable) raises, FastStream seeks back and
 the batch is redelivered: at-least-once, with handlers idempotent by ``item_id``.
+
+A hop given a ``bulk`` handler hands it the whole decoded batch at once (one Redis
+round trip per batch for the router, detectors spread over worker processes for the
+prescreen). A record the bulk handler could not handle goes through the per-record
+handler (bounded retries, then its dead letter); infrastructure errors still nack the
+whole batch.
 """
 
 from __future__ import annotations
@@ -27,7 +33,8 @@ from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 from faststream.kafka.opentelemetry import KafkaTelemetryMiddleware
-from opentelemetry.trace import Tracer, TracerProvider
+from opentelemetry import trace
+from opentelemetry.trace import Span, SpanKind, Tracer, TracerProvider
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -35,7 +42,13 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from hitl_shared.events import DeadLetter
 from hitl_shared.metrics import HopMetrics
 from hitl_shared.settings import Settings
-from hitl_shared.telemetry import context_from_headers, headers_carrier, item_span
+from hitl_shared.telemetry import (
+    consumer_attributes,
+    context_from_headers,
+    headers_carrier,
+    item_scope,
+    item_span,
+)
 from hitl_shared.topics import dead_letter_topic
 
 log = logging.getLogger(__name__)
@@ -62,6 +75,9 @@ class Outgoing:
 
 
 Handler = Callable[[Any], Awaitable[Sequence[Outgoing]]]
+BulkResult = Sequence[Outgoing] | BaseException
+# Every decoded event of a batch and its span -> one result per event, in order.
+BulkHandler = Callable[[list[Any], list[Span]], Awaitable[list[BulkResult]]]
 
 
 def build_broker(settings: Settings, tracer_provider: TracerProvider | None) -> KafkaBroker:
@@ -154,7 +170,8 @@ async def _raw_bodies(message: Any) -> list[bytes]:
 
 
 class BatchHop:
-    """Registers one batch subscriber: decode, handle, publish, then commit."""
+    """Registers one batch subscriber: decode, handle (per record or in bulk), publish,
+    then commit."""
 
     def __init__(
         self,
@@ -166,6 +183,7 @@ class BatchHop:
         group_id: str,
         decoder: TypeAdapter[Any],
         handler: Handler,
+        bulk: BulkHandler | None = None,
     ) -> None:
         self.broker = broker
         self.settings = settings
@@ -173,6 +191,7 @@ class BatchHop:
         self.topic = topic
         self.decoder = decoder
         self.handler = handler
+        self.bulk = bulk
         self.dead_lettered = 0
         self.handled = 0
         self.group_id = group_id
@@ -195,12 +214,69 @@ class BatchHop:
     async def _consume(self, bodies: list[bytes], message: KafkaMessage) -> None:
         raw = message.raw_message
         records: tuple[ConsumerRecord[Any, Any], ...] = raw if isinstance(raw, tuple) else (raw,)
-        pending: list[asyncio.Future[Any]] = []
         self.metrics.batch(len(records))
-        for record in records:
-            pending.extend(await self._handle_record(record))
+        if self.bulk is not None:
+            pending = await self._consume_bulk(records, self.bulk)
+        else:
+            pending = []
+            for record in records:
+                pending.extend(await self._handle_record(record))
         if pending:
             await asyncio.gather(*pending)
+
+    def _span(self, record: ConsumerRecord[Any, Any], event: Any) -> Span:
+        """The record's processing span, parented on its trace context, not yet current."""
+        item_id = getattr(event, "item_id", None)
+        attributes = consumer_attributes(
+            self.topic, self.group_id, record.partition, record.offset, item_id
+        )
+        return self.tracer.start_span(
+            f"{self.topic} process",
+            context=context_from_headers(record.headers),
+            kind=SpanKind.CONSUMER,
+            attributes=attributes,
+        )
+
+    async def _consume_bulk(
+        self, records: Sequence[ConsumerRecord[Any, Any]], bulk: BulkHandler
+    ) -> list[asyncio.Future[Any]]:
+        pending: list[asyncio.Future[Any]] = []
+        decoded: list[tuple[ConsumerRecord[Any, Any], Any]] = []
+        for record in records:
+            try:
+                decoded.append((record, self.decoder.validate_json(record.value or b"")))
+            except (ValidationError, ValueError, RecursionError):
+                pending.extend(await self._handle_record(record))  # dead-letters it
+        if not decoded:
+            return pending
+        spans = [self._span(record, event) for record, event in decoded]
+        try:
+            results: list[BulkResult | None] = list(
+                await bulk([event for _, event in decoded], spans)
+            )
+        except INFRASTRUCTURE_ERRORS as exc:
+            log.error("%s unreachable while handling %s: %s", type(exc).__name__, self.topic, exc)
+            for span in spans:
+                span.record_exception(exc)
+                span.end()
+            await asyncio.sleep(1.0)
+            raise
+        except Exception:
+            log.exception("bulk handling of %d records failed; one by one instead", len(decoded))
+            results = [None] * len(decoded)
+        for (record, event), span, result in zip(decoded, spans, results, strict=True):
+            if result is None or isinstance(result, BaseException):
+                span.end()
+                pending.extend(await self._handle_record(record))
+                continue
+            with (
+                item_scope(getattr(event, "item_id", None)),
+                trace.use_span(span, end_on_exit=True),
+            ):
+                self.handled += 1
+                self.metrics.handled(event, result)
+                pending.extend([await self._publish(out) for out in result])
+        return pending
 
     async def _publish(self, out: Outgoing) -> asyncio.Future[Any]:
         key = out.key if out.key is not None else getattr(out.event, "item_id", None)

@@ -155,6 +155,24 @@ def item_span(
     offset: int | None = None,
 ) -> Iterator[Span]:
     """One consumed record's span (messaging semconv), current item id set for logs."""
+    attributes = consumer_attributes(topic, group, partition, offset, item_id)
+    with (
+        item_scope(item_id),
+        tracer.start_as_current_span(
+            name, context=parent, kind=kind, attributes=attributes
+        ) as span,
+    ):
+        yield span
+
+
+def consumer_attributes(
+    topic: str,
+    group: str | None,
+    partition: int | None,
+    offset: int | None,
+    item_id: str | None,
+) -> dict[str, AttributeValue]:
+    """The messaging semconv attributes of one consumed record's processing span."""
     attributes: dict[str, AttributeValue] = {
         "messaging.system": "kafka",
         "messaging.destination.name": topic,
@@ -169,13 +187,7 @@ def item_span(
         attributes["messaging.kafka.offset"] = offset
     if item_id:
         attributes[ATTR_ITEM_ID] = item_id
-    with (
-        item_scope(item_id),
-        tracer.start_as_current_span(
-            name, context=parent, kind=kind, attributes=attributes
-        ) as span,
-    ):
-        yield span
+    return attributes
 
 
 @contextmanager

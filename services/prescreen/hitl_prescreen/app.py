@@ -6,13 +6,14 @@ import asyncio
 
 from faststream.kafka import KafkaBroker
 from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.trace import Span
 from pydantic import TypeAdapter
 from redis.asyncio import Redis
 
-from hitl_prescreen.config import PrescreenConfig, load_config
+from hitl_prescreen.config import PrescreenConfig, PrescreenEnv, load_config
 from hitl_prescreen.screener import Screener
 from hitl_shared.events import LLMOutput
-from hitl_shared.kafka import BatchHop, Outgoing
+from hitl_shared.kafka import BatchHop, BulkResult, Outgoing
 from hitl_shared.runtime import run_consumer_service
 from hitl_shared.settings import Settings
 
@@ -25,12 +26,25 @@ async def wire(
     redis: Redis,
     provider: TracerProvider,
     config: PrescreenConfig | None = None,
+    workers: int | None = None,
 ) -> BatchHop:
+    """The prescreen hop; ``workers`` defaults to ``HITL_PRESCREEN_WORKERS`` (see config)."""
     topics = settings.topics
-    screener = Screener(config or load_config(), redis, settings.redis_prefix)
+    env = PrescreenEnv()
+    screener = Screener(
+        config or load_config(env.config),
+        redis,
+        settings.redis_prefix,
+        workers=env.worker_count() if workers is None else workers,
+    )
+    await screener.start()
 
     async def handle(output: LLMOutput) -> list[Outgoing]:
         return [Outgoing(topics.llm_screened, await screener.handle(output))]
+
+    async def handle_batch(outputs: list[LLMOutput], spans: list[Span]) -> list[BulkResult]:
+        screened = await screener.screen_many(outputs)
+        return [[Outgoing(topics.llm_screened, s)] for s in screened]
 
     hop = BatchHop(
         broker,
@@ -40,6 +54,7 @@ async def wire(
         group_id=GROUP_ID,
         decoder=TypeAdapter(LLMOutput),
         handler=handle,
+        bulk=handle_batch,
     )
     hop.screener = screener  # type: ignore[attr-defined]  # for tests and benchmarks
     return hop

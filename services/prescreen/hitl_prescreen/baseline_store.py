@@ -98,12 +98,15 @@ class BaselineStore:
         self._cache[app] = (time.monotonic(), baseline)
         return baseline
 
-    async def add(self, app: str, item_id: str, values: dict[str, float]) -> None:
-        """Queue one item's features; send the queue when it is full or old enough."""
+    def add(self, app: str, item_id: str, values: dict[str, float]) -> None:
+        """Queue one item's features; ``flush_if_due`` sends the queue."""
         if not self._pending:
             self._oldest = time.monotonic()
         self._pending.append((app, item_id, values))
-        if (
+
+    async def flush_if_due(self) -> None:
+        """Send the queue when it is full or its oldest update is old enough."""
+        if self._pending and (
             len(self._pending) >= self.flush_every
             or time.monotonic() - self._oldest >= self.flush_after_s
         ):

@@ -7,6 +7,7 @@ name fails at start instead of being ignored.
 
 from __future__ import annotations
 
+import os
 from importlib import resources
 from pathlib import Path
 
@@ -26,11 +27,23 @@ from hitl_prescreen.detectors.toxicity import ToxicityConfig, ToxicityDetector
 
 
 class PrescreenEnv(BaseSettings):
-    """Prescreen-only environment: where its config file is."""
+    """Prescreen-only environment: where its config file is, how many worker processes."""
 
     model_config = SettingsConfigDict(env_prefix="HITL_PRESCREEN_", extra="ignore")
 
     config: Path | None = None
+    workers: int | None = Field(
+        default=None,
+        ge=0,
+        description="Detector worker processes; 0 screens in the consumer process, unset "
+        "means one per CPU this process may use (0 on a single CPU)",
+    )
+
+    def worker_count(self) -> int:
+        if self.workers is not None:
+            return self.workers
+        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+        return cpus if cpus and cpus > 1 else 0
 
 
 class DetectorSet(BaseModel):

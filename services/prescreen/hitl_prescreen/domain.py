@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 from hitl_prescreen.detectors.base import EMPTY_CONTEXT, Detector, ScreenContext, make_flag
 from hitl_shared.events import Flag, LLMOutput, ScreenedOutput
@@ -53,7 +55,25 @@ def _run(
     return list(detector(output))  # type: ignore[operator]
 
 
-def screen(
+@dataclass(frozen=True)
+class Verdict:
+    """What screening found on one output: flags, per-detector max scores, failures."""
+
+    flags: tuple[Flag, ...]
+    scores: dict[str, float]
+    errors: tuple[str, ...]
+
+    def screened(self, output: LLMOutput) -> ScreenedOutput:
+        return ScreenedOutput(
+            item_id=output.item_id,
+            output=output,
+            flags=self.flags,
+            scores=self.scores,
+            detector_errors=self.errors,
+        )
+
+
+def judge(
     output: LLMOutput,
     detectors: Mapping[str, Detector | LegacyDetector] | None = None,
     *,
@@ -62,7 +82,7 @@ def screen(
     timings: dict[str, float] | None = None,
     errors: Sequence[str] = (),
     max_chars: int = DEFAULT_MAX_CHARS,
-) -> ScreenedOutput:
+) -> Verdict:
     """All flags of all detectors, with per-detector max scores.
 
     ``errors`` are failures found before screening (e.g. the baseline could not be
@@ -72,7 +92,6 @@ def screen(
     """
     flags: list[Flag] = []
     failed: list[str] = list(errors)
-    original = output
     if len(output.output_text) > max_chars:
         failed.append(
             f"prescreen: output of {len(output.output_text)} chars; only the first "
@@ -102,10 +121,13 @@ def screen(
     scores: dict[str, float] = {}
     for flag in flags:
         scores[flag.detector] = max(scores.get(flag.detector, 0.0), flag.score)
-    return ScreenedOutput(
-        item_id=original.item_id,
-        output=original,
-        flags=tuple(flags),
-        scores=scores,
-        detector_errors=tuple(failed),
-    )
+    return Verdict(tuple(flags), scores, tuple(failed))
+
+
+def screen(
+    output: LLMOutput,
+    detectors: Mapping[str, Detector | LegacyDetector] | None = None,
+    **options: Any,
+) -> ScreenedOutput:
+    """The screened output event for one output (``judge`` with the event around it)."""
+    return judge(output, detectors, **options).screened(output)

@@ -42,6 +42,7 @@ class EdgeCaseStore:
         self._loaded_at = float("-inf")
         self._raw: Mapping[bytes | str, bytes | str] | None = None
         self._index = EdgeCaseIndex()
+        self.version = 0  # goes up whenever the knowledge base changed
 
     def cached(self) -> EdgeCaseIndex | None:
         """The index if it was read recently enough (no I/O)."""
@@ -56,5 +57,6 @@ class EdgeCaseStore:
         if raw != self._raw:
             self._index = build_index(raw)
             self._raw = raw
+            self.version += 1
         self._loaded_at = time.monotonic()
         return self._index

@@ -1,16 +1,17 @@
 """The async side of screening: load Redis state, run the pure detectors, learn.
 
-Per item: the app's anomaly baseline and the edge-case index are fetched (both cached
-in the process) within a timeout, the pure ``screen`` runs, and the item's features are
-added to the baseline. Redis trouble never stops an item: it becomes a detector error
-and the item goes on, marked for review.
+Per batch: each app's anomaly baseline and the edge-case index are fetched (both cached
+in the process) within a timeout, the detectors run (inline, or in worker processes
+when ``workers`` > 0), and every item's features are added to its app's baseline.
+Redis trouble never stops an item: it becomes a detector error and the item goes on,
+marked for review.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Sequence
 from typing import TypeVar
 
 from redis.asyncio import Redis
@@ -18,11 +19,10 @@ from redis.exceptions import RedisError
 
 from hitl_prescreen.baseline_store import BaselineStore
 from hitl_prescreen.config import PrescreenConfig
-from hitl_prescreen.detectors.anomaly import Baseline, features
-from hitl_prescreen.detectors.base import ScreenContext
+from hitl_prescreen.detectors.anomaly import Baseline
 from hitl_prescreen.detectors.edge_cases import EdgeCaseIndex
-from hitl_prescreen.domain import screen
 from hitl_prescreen.edge_case_store import EdgeCaseStore
+from hitl_prescreen.workers import Batch, DetectorPool, Judged, judge_batch
 from hitl_shared.events import LLMOutput, ScreenedOutput
 
 log = logging.getLogger(__name__)
@@ -32,14 +32,25 @@ T = TypeVar("T")
 class Screener:
     """One per service process: the configured detectors plus their Redis-backed state."""
 
-    def __init__(self, config: PrescreenConfig, redis: Redis, namespace: str) -> None:
+    def __init__(
+        self, config: PrescreenConfig, redis: Redis, namespace: str, *, workers: int = 0
+    ) -> None:
         self.config = config
-        self.detectors = config.build()
+        self.detectors = config.build()  # the inline screener's (worker processes build their own)
         self.baselines = BaselineStore(redis, namespace, timeout_s=config.redis_timeout_s)
         self.edge_cases = EdgeCaseStore(
             redis, namespace, ttl_s=config.detectors.edge_cases.cache_ttl_s
         )
+        self.pool = DetectorPool(config, workers) if workers > 0 else None
         self.timings: list[dict[str, float]] | None = None  # benchmarks switch this on
+
+    async def start(self) -> None:
+        if self.pool is not None:
+            await self.pool.start()
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.close()
 
     async def _bounded(self, what: str, call: Awaitable[T], errors: list[str]) -> T | None:
         try:
@@ -48,33 +59,56 @@ class Screener:
             errors.append(f"{what}: state unavailable ({type(exc).__name__}: {exc})"[:300])
             return None
 
-    async def handle(self, output: LLMOutput) -> ScreenedOutput:
-        errors: list[str] = []
-        baseline: Baseline | None = None
-        index: EdgeCaseIndex | None = None
-        if "anomaly" in self.detectors:
-            baseline = self.baselines.cached(output.app) or await self._bounded(
-                "anomaly", self.baselines.get(output.app), errors
-            )
-        if "edge_cases" in self.detectors:
-            index = self.edge_cases.cached() or await self._bounded(
-                "edge_cases", self.edge_cases.index(), errors
-            )
-        timings: dict[str, float] | None = {} if self.timings is not None else None
-        screened = screen(
-            output,
-            self.detectors,
-            context=ScreenContext(baseline=baseline, edge_cases=index),
-            budget_ms=self.config.detector_budget_ms,
-            max_chars=self.config.max_chars,
-            timings=timings,
-            errors=errors,
+    async def _baseline(self, app: str, errors: list[str]) -> Baseline | None:
+        return self.baselines.cached(app) or await self._bounded(
+            "anomaly", self.baselines.get(app), errors
         )
-        if self.timings is not None and timings is not None:
-            self.timings.append(timings)
-        if "anomaly" in self.detectors and baseline is not None:
-            try:
-                await self.baselines.add(output.app, output.item_id, features(output.output_text))
-            except (TimeoutError, RedisError, OSError) as exc:
-                log.warning("baseline update for %s skipped: %s", output.app, exc)
+
+    async def _state(self, outputs: Sequence[LLMOutput]) -> tuple[Batch, EdgeCaseIndex | None]:
+        """The batch with the state its detectors read; what could not load is an error."""
+        apps = sorted({o.app for o in outputs})
+        errors: dict[str, list[str]] = {app: [] for app in apps}
+        baselines: dict[str, Baseline | None] = dict.fromkeys(apps)
+        if "anomaly" in self.detectors:
+            found = await asyncio.gather(*(self._baseline(app, errors[app]) for app in apps))
+            baselines = dict(zip(apps, found, strict=True))
+        index: EdgeCaseIndex | None = None
+        if "edge_cases" in self.detectors:
+            failed: list[str] = []
+            index = self.edge_cases.cached() or await self._bounded(
+                "edge_cases", self.edge_cases.index(), failed
+            )
+            for app in apps:
+                errors[app].extend(failed)
+        batch = Batch(
+            outputs,
+            baselines,
+            {app: tuple(e) for app, e in errors.items() if e},
+            kb_version=self.edge_cases.version if index is not None else -1,
+            kb_cases=list(index.cases.values()) if index is not None else (),
+            timed=self.timings is not None,
+        )
+        return batch, index
+
+    async def screen_many(self, outputs: Sequence[LLMOutput]) -> list[ScreenedOutput]:
+        """Every output screened, in order; their features then feed the baselines."""
+        batch, index = await self._state(outputs)
+        judged: list[Judged]
+        if self.pool is not None:
+            judged = await self.pool.judge(batch)
+        else:
+            judged = judge_batch(batch, self.detectors, self.config, index)
+        for output, result in zip(outputs, judged, strict=True):
+            if self.timings is not None and result.timings is not None:
+                self.timings.append(result.timings)
+            if result.features is not None and batch.baselines.get(output.app) is not None:
+                self.baselines.add(output.app, output.item_id, result.features)
+        try:
+            await self.baselines.flush_if_due()
+        except (TimeoutError, RedisError, OSError) as exc:
+            log.warning("baseline update skipped: %s", exc)
+        return [result.verdict.screened(o) for o, result in zip(outputs, judged, strict=True)]
+
+    async def handle(self, output: LLMOutput) -> ScreenedOutput:
+        [screened] = await self.screen_many([output])
         return screened

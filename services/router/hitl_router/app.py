@@ -21,7 +21,6 @@ from opentelemetry.trace import Span
 from pydantic import TypeAdapter
 from redis.asyncio import Redis
 
-from hitl_router.bulk import BulkHop
 from hitl_router.control import KillSwitch
 from hitl_router.domain import Live, decide, task_skill
 from hitl_router.outbox import OutboxPublisher
@@ -291,7 +290,7 @@ async def wire(
             handler=handler,
         )
 
-    screened = BulkHop(
+    screened = BatchHop(
         broker,
         settings,
         tracer,

@@ -1,4 +1,4 @@
-"""BulkHop on a real broker: a bad record is dead-lettered, a failing bulk call falls back
+"""A bulk BatchHop on a real broker: a bad record is dead-lettered, a failing bulk call falls back
 to one record at a time, and every good record comes out once."""
 
 from __future__ import annotations
@@ -9,9 +9,8 @@ import pytest
 from opentelemetry.sdk.trace import TracerProvider
 from pydantic import TypeAdapter
 
-from hitl_router.bulk import BulkHop
 from hitl_shared.events import ScreenedOutput
-from hitl_shared.kafka import Outgoing
+from hitl_shared.kafka import BatchHop, Outgoing
 from hitl_shared.topics import dead_letter_topic
 from tests.router.helpers import read_settled, screened
 from tests.support import produce, running
@@ -38,7 +37,7 @@ async def test_bulk_hop_dead_letters_bad_records_and_falls_back_per_record(setti
 
     async def wire(settings, broker, redis, provider: TracerProvider):
         return [
-            BulkHop(
+            BatchHop(
                 broker,
                 settings,
                 provider.get_tracer("test"),

@@ -1,0 +1,125 @@
+"""Detector worker processes: same verdicts as inline screening, the knowledge base
+reaches every worker, a killed worker loses no item, and the service screens with them
+on a real broker."""
+
+from __future__ import annotations
+
+import os
+import signal
+from functools import partial
+
+import pytest
+
+from hitl_prescreen.app import wire
+from hitl_prescreen.config import parse_config
+from hitl_prescreen.detectors.anomaly import Baseline, features
+from hitl_prescreen.detectors.edge_cases import EdgeCase, EdgeCaseIndex
+from hitl_prescreen.edge_case_store import edge_case_key
+from hitl_prescreen.evaluate import as_output, load_items
+from hitl_prescreen.workers import Batch, DetectorPool, judge_batch
+from tests.factories import llm_output
+from tests.support import produce, read_until, running
+
+RELAXED = parse_config("detector_budget_ms: 60000\nredis_timeout_s: 10\n")
+KB_TEXT = "Take two tablets of ibuprofen every hour until the pain stops completely."
+
+
+def _verdicts(judged):
+    return [(j.verdict.flags, j.verdict.scores, j.verdict.errors, j.features) for j in judged]
+
+
+@pytest.fixture(scope="module")
+async def pool():
+    made = DetectorPool(RELAXED, workers=2)
+    await made.start()
+    yield made
+    made.close()
+
+
+@pytest.mark.unit
+async def test_pooled_verdicts_equal_inline_ones_on_the_evaluation_set(pool):
+    outputs = [as_output(item) for item in load_items()]
+    baseline = Baseline()
+    for o in outputs[:100]:
+        baseline.add(features(o.output_text))
+    cases = [EdgeCase(f"case-{n}", outputs[n * 7].output_text) for n in range(30)]
+    batch = Batch(
+        outputs,
+        baselines={o.app: baseline for o in outputs},
+        load_errors={outputs[0].app: ("edge_cases: state unavailable (test)",)},
+        kb_version=1,
+        kb_cases=cases,
+    )
+    inline = judge_batch(batch, RELAXED.build(), RELAXED, EdgeCaseIndex.build(cases))
+    pooled = await pool.judge(batch)
+    assert _verdicts(pooled) == _verdicts(inline)
+    assert any(j.verdict.flags for j in pooled)  # the set is not all clean
+
+
+@pytest.mark.unit
+async def test_every_worker_screens_with_the_newest_knowledge_base(pool):
+    item = llm_output("kb-1", output_text=KB_TEXT.upper())
+
+    def batch(version: int, text: str) -> Batch:
+        # many copies, so every worker gets a chunk of each batch
+        return Batch([item] * 40, kb_version=version, kb_cases=[EdgeCase("c", text)])
+
+    first = await pool.judge(batch(7, KB_TEXT))
+    assert all(("edge_cases", "known_edge_case") in _kinds(j) for j in first)
+    changed = await pool.judge(batch(8, "A completely different answer about shipping times."))
+    assert not any(("edge_cases", "known_edge_case") in _kinds(j) for j in changed)
+
+
+def _kinds(judged):
+    return {(f.detector, f.category) for f in judged.verdict.flags}
+
+
+@pytest.mark.unit
+async def test_a_killed_worker_is_replaced_and_its_chunk_still_screened():
+    pool = DetectorPool(RELAXED, workers=2)
+    await pool.start()
+    try:
+        os.kill(pool.pids()[0], signal.SIGKILL)
+        card = llm_output("card", output_text="Card 4111 1111 1111 1111, thanks.")
+        judged = await pool.judge(Batch([card] * 10))
+        assert all(("pii", "payment_card") in _kinds(j) for j in judged)
+        again = await pool.judge(Batch([card] * 10))  # the new pool serves the next batch
+        assert len(again) == 10
+        assert all(os.path.exists(f"/proc/{pid}") for pid in pool.pids())
+    finally:
+        pool.close()
+
+
+@pytest.mark.integration
+async def test_the_service_screens_with_worker_processes(settings, redis, unique):
+    await redis.hset(
+        edge_case_key(settings.redis_prefix),
+        "case-1",
+        f'{{"case_id": "case-1", "text": "{KB_TEXT}", "labels": ["alignment_safety"]}}',
+    )
+    items = [
+        llm_output(f"card-{unique}", output_text="😀 Card 4111 1111 1111 1111 or jane@example.com"),
+        llm_output(f"kb-{unique}", output_text=KB_TEXT.lower()),
+        *(llm_output(f"clean-{unique}-{n}") for n in range(30)),
+    ]
+    ids = {i.item_id for i in items}
+    async with running(settings, partial(wire, config=RELAXED, workers=2), redis) as hop:
+        try:
+            await produce(
+                settings, settings.topics.llm_outputs, b"{bad", *(i.to_bytes() for i in items)
+            )
+            records = await read_until(
+                settings,
+                settings.topics.llm_screened,
+                lambda rs: ids <= {r["item_id"] for r in rs},
+                timeout=60,
+            )
+        finally:
+            hop.screener.close()
+    screened = {r["item_id"]: r for r in records}
+    card = screened[f"card-{unique}"]
+    text = card["output"]["output_text"]
+    covered = {text[f["start"] : f["end"]] for f in card["flags"]}
+    assert {"4111 1111 1111 1111", "jane@example.com"} <= covered
+    assert any(f["category"] == "known_edge_case" for f in screened[f"kb-{unique}"]["flags"])
+    assert not any(r["detector_errors"] for r in records)
