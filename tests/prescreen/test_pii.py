@@ -2,8 +2,19 @@
 
 from __future__ import annotations
 
-import pytest
+import re
 
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from hitl_prescreen.detectors import pii
+from hitl_prescreen.detectors.national_ids import (
+    CONTEXT_WINDOW,
+    FOLDS_TO_ASCII,
+    SCHEMES,
+    national_ids,
+)
 from hitl_prescreen.detectors.pii import PiiConfig, PiiDetector, card_brand
 from tests.prescreen.helpers import spans
 
@@ -134,3 +145,130 @@ def test_national_ids_are_validated_by_their_own_rules(text, value):
 )
 def test_national_id_look_alikes_are_quiet(text):
     assert [c for c, _ in spans(PII, text) if c == "national_id"] == []
+
+
+# --- Scanning only where a match can lie finds what scanning the whole text finds. ---
+
+# Pieces that form, or almost form, what the scans look for; joined with random characters.
+PIECES = [
+    "4111 1111 1111 1111",
+    "4111111111111111",
+    "378282246310005",
+    "536-22-1234",
+    "SSN 536221234",
+    "DE89 3704 0044 0532 0130 00",
+    "GB82WEST12345698765432",
+    "Su DNI es 12345678Z",
+    "X-1234567-L",
+    "390.533.447-05",
+    "CPF 39053344705",
+    "RSSMRA85T10A562S",
+    "AB 12 34 56 C",
+    "Aadhaar: 2345 6789 0124",
+    "SIN 046 454 286",
+    "BSN 111.22.333",
+    "NIR 1 85 05 2A 123 456 78",
+    "jane.doe@example.co.uk",
+    "a@b.io",
+    "203.0.113.9",
+    "1.2.3.4",
+    "10.1.2.345",
+    "+44 20 7946 0958",
+    "(415) 555-2671",
+    "(+1) 415.555.2671",
+    "call 4155552671",
+    "\u0663\u0664\u0665\u0666\u0667\u0668\u0669\u0660Z",  # Arabic-Indic digits, a DNI shape
+    "\uff14\uff11\uff11\uff11 1111 1111",  # fullwidth digits
+    # Names of schemes with a letter that only case-insensitive matching equates to ASCII
+    "B\u017fN 111222333",
+    "U\u0130DA\u0130 2345 6789 0124",
+    "\u0131nsee 2 95 10 99 126 111 93",
+]
+TEXTS = st.lists(
+    st.one_of(
+        st.sampled_from(PIECES),
+        st.text(
+            alphabet="0123456789 .-/()+@:_ABXYZabz\n,\u0663\uff11\u0131\u00e9\U0001f60a",
+            max_size=10,
+        ),
+    ),
+    max_size=8,
+).map("".join)
+DIGIT_SCANS = [pii._CARD, pii._SSN, pii._SSN_BARE, pii._IPV4] + [
+    s.regex for s in SCHEMES if s.window == "digits"
+]
+CAPITAL_SCANS = [pii._IBAN] + [s.regex for s in SCHEMES if s.window == "capitals"]
+
+
+def _matches(regex: re.Pattern[str], text: str, window: tuple[int, int]) -> list[tuple[int, int]]:
+    return [m.span() for m in regex.finditer(text, *window)]
+
+
+@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(text=TEXTS)
+def test_windows_hold_every_match(text):
+    whole = (0, len(text))
+    digits, capitals = pii.digit_window(text), pii.capitals_window(text)
+    for regex in DIGIT_SCANS:
+        assert _matches(regex, text, digits) == _matches(regex, text, whole), regex.pattern
+    for regex in CAPITAL_SCANS:
+        assert _matches(regex, text, capitals) == _matches(regex, text, whole), regex.pattern
+    assert _matches(pii._EMAIL, text, pii.email_window(text)) == _matches(pii._EMAIL, text, whole)
+    # Phone-shaped runs of too few digits may be cut differently, validated phones may not.
+    config = PiiConfig()
+    assert list(pii._phones(text, config, [], digits)) == list(pii._phones(text, config, [], whole))
+    assert list(national_ids(text, digits, capitals)) == list(national_ids(text))
+
+
+def _hint_gated_national_ids(text: str) -> list[tuple[int, int, str]]:
+    """What national_ids found when every named scheme needed a hint in text.lower()."""
+    found = []
+    lowered = text.lower()
+    for scheme in sorted(SCHEMES, key=lambda scheme: scheme.context is not None):
+        if scheme.hints and not any(hint in lowered for hint in scheme.hints):
+            continue
+        for m in scheme.regex.finditer(text):
+            before = text[max(0, m.start() - CONTEXT_WINDOW) : m.start()]
+            named = scheme.context is None or scheme.context.search(before)
+            if named and scheme.valid(m.group()):
+                found.append((m.start(), m.end(), scheme.label))
+    return found
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(text=TEXTS)
+def test_named_schemes_find_what_the_hint_gate_let_through(text):
+    assert list(national_ids(text)) == _hint_gated_national_ids(text)
+
+
+# The phone pattern as a plain alternation, before its first character became one class.
+PLAIN_PHONE = re.compile(
+    r"(?:\((?<![\w+.,/-]\()\+?\(?\d|\+(?<![\w+.,/-]\+)\(?\d|\d(?<![\w+.,/-]\d))"
+    r"[\d \-.()/]{5,22}\d(?![\w/]|[.,]\d)",
+    re.ASCII,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=TEXTS)
+def test_phone_pattern_matches_as_the_plain_alternation(text):
+    whole = (0, len(text))
+    assert _matches(pii._PHONE, text, whole) == _matches(PLAIN_PHONE, text, whole)
+
+
+def test_no_decimal_digit_lies_between_ascii_and_u0660():
+    """_DIGIT_RUN finds its first digit through the class [0-9\\u0660-\\U0010ffff]."""
+    assert re.findall(r"\d", "".join(map(chr, range(0x80, 0x660)))) == []
+
+
+def test_folds_to_ascii_holds_every_character_a_hint_letter_matches_otherwise():
+    """Elsewhere, a case-insensitive match of a hint letter lower-cases to that letter."""
+    letters = {ch for scheme in SCHEMES for hint in scheme.hints for ch in hint}
+    everything = "".join(map(chr, range(0x110000)))
+    odd = {
+        ch
+        for letter in letters
+        for ch in re.findall(f"(?i){re.escape(letter)}", everything)
+        if ch.lower() != letter
+    }
+    assert odd <= set(FOLDS_TO_ASCII)

@@ -9,7 +9,9 @@ import pytest
 from redis.asyncio import Redis
 
 from hitl_prescreen.app import wire
+from hitl_prescreen.baseline_store import BaselineStore
 from hitl_prescreen.config import load_config, parse_config
+from hitl_prescreen.detectors.anomaly import Baseline, features
 from hitl_prescreen.edge_case_store import edge_case_key
 from hitl_prescreen.screener import Screener
 from hitl_shared.devservers import free_port
@@ -131,3 +133,22 @@ async def test_unreachable_redis_marks_the_item_for_review_instead_of_stopping_i
     assert {e.split(":", 1)[0] for e in result.detector_errors} == {"anomaly", "edge_cases"}
     categories = {f.category for f in result.flags}
     assert {"payment_card", "detector_error"} <= categories
+
+
+async def test_one_flush_updates_each_app_once_per_item_as_welford_would(settings, redis, unique):
+    store = BaselineStore(redis, settings.redis_prefix, flush_every=10_000)
+    expected = {app: Baseline() for app in ("a", "b")}
+    for n in range(1200):  # more than one script call's worth for app "a"
+        app = "a" if n % 5 else "b"
+        values = features(f"Answer {n}: " + "words and numbers " * (n % 13))
+        store.add(app, f"{unique}-{n}", values)
+        expected[app].add(values)
+        if n % 100 == 0:
+            store.add(app, f"{unique}-{n}", values)  # a redelivery inside the same flush
+    await store.flush()
+    for app, want in expected.items():
+        got = await BaselineStore(redis, settings.redis_prefix).get(app)
+        assert got.count == want.count
+        for name in want.mean:
+            assert got.mean[name] == pytest.approx(want.mean[name], rel=1e-12)
+            assert got.m2[name] == pytest.approx(want.m2[name], rel=1e-9)

@@ -2,12 +2,27 @@
 
 from __future__ import annotations
 
+import math
+import random
+import re
+import sys
 from collections import Counter
+from itertools import compress, repeat
 
 import pytest
 from profanity_check import predict_prob
 
-from hitl_prescreen.detectors.profanity_model import TOKEN, load_model
+from hitl_prescreen.config import load_config
+from hitl_prescreen.detectors import toxicity
+from hitl_prescreen.detectors.base import make_flag
+from hitl_prescreen.detectors.profanity_model import (
+    MAX_CODE,
+    STOP_CODE,
+    TOKEN,
+    SentenceGate,
+    ascii_view,
+    load_model,
+)
 from hitl_prescreen.detectors.toxicity import ToxicityConfig, ToxicityDetector
 from tests.prescreen.helpers import run, spans
 
@@ -107,3 +122,244 @@ def test_contempt_without_profanity_is_flagged(text):
 )
 def test_ordinary_uses_of_those_words_are_quiet(text):
     assert run(TOX, text) == []
+
+
+# The shortcuts of the detector and the model (C-level passes over an ASCII view of the
+# text, bounds that skip scoring, windows for the insult regex) must give exactly the
+# answers of the plain computation; these tests compare them on random texts built from
+# the awkward cases: toxic and insulting phrases with odd spacing, characters that
+# re.IGNORECASE folds to ASCII, non-ASCII vocabulary terms, CJK stops, emoji, digits.
+
+_PIECES = [
+    *TOXIC_SAMPLES,
+    "Open Settings, choose Billing, and edit the address field",
+    "Returns are started from Orders > Return an item, which creates a prepaid label",
+    "You can kill the process with kill -9 if it hangs",
+    "you are an idiot", "You're  a complete moron", "are you\u00a0really stupid",
+    "you people are worthless", "now go away", "Go\naway", "just go   away", "stop whining",
+    "Shut\tup", "use your brain", "go bother someone else", "figure it out yourself",
+    "someone this lazy", "people like you are the reason", "Are you lazy loading",
+    "you are a joke", "a waste of time", "you're so stupid2", "stupid_", "go away_",
+    "you are \u017ftupid", "Are you \u0131gnorant", "\u017fhut up", "\u017ftupid",
+    "\u0131diot", "\u0130diot", "jo\u212ae", "\u212aILL", "\u03a3",
+    "\u039f\u0394\u039f\u03a3",
+    "jos\u00e9", "beyonc\u00e9", "Beyonc\u00e9 sucks", "\u8ff7\u60d1", "\u9023\u7d61",
+    "d\u03b1lus", "\u60a8\u597d\uff01", "\u3002", "\uff1f", "\U0001f60a",
+    "\U0001f468\u200d\U0001f469\u200d\U0001f467", "Caf\u00e9", "na\u00efve", "e\u0301",
+    "snake_case", "a_b", "x", "42", "4862714970940099", "fuck", "shit", "damn", "bitch",
+    "crap", "orders", "item", "how to kill yourself", "\u0130 HOW TO KILL YOURSELF",
+    "how to \u212aill yourself", "Ways to end your life", "ways to end your lifetime",
+    "guaranteed returns", "Guaranteed Returns!", "kill yourself", "hell", "what the hell",
+]  # fmt: skip
+_SEPARATORS = [
+    " ", "  ", ". ", "! ", "? ", "\n", "", ", ", "...", "?!", " \u2014 ", "\t", "\u00a0",
+    "\u3000", "'", "_", "-", ".\n", "\u3002", "\x1c",
+]  # fmt: skip
+
+
+def _random_texts(count: int, seed: int) -> list[str]:
+    rng = random.Random(seed)
+    texts = []
+    for _ in range(count):
+        parts = []
+        for _ in range(rng.randint(1, 30)):
+            parts += [rng.choice(_PIECES), rng.choice(_SEPARATORS)]
+        texts.append("".join(parts))
+    return texts
+
+
+def _loop_probability(model, counts):
+    """The model's arithmetic as a plain loop (how it was first written)."""
+    norm_sq = 0.0
+    dots = [0.0] * len(model.intercepts)
+    for term, count in counts.items():
+        idf = model.idf.get(term)
+        if idf is None:
+            continue
+        value = count * idf
+        norm_sq += value * value
+        for k, w in enumerate(model.weights[term]):
+            dots[k] += value * w
+    norm = math.sqrt(norm_sq) or 1.0
+    total = 0.0
+    for k, (a, b) in enumerate(model.calibrations):
+        total += 1.0 / (1.0 + math.exp(a * (dots[k] / norm + model.intercepts[k]) + b))
+    return total / len(dots)
+
+
+def _reference_detect(det, text, app="support-bot"):
+    """The detector without any shortcut: every sentence tokenized, ``may_reach`` as the
+    only gate, the plain loop for the score, the regexes over the whole text."""
+    model, threshold, name = det.model, det.config.threshold, det.name
+    flags = []
+    lowered = text.lower()
+    same_length = len(lowered) == len(text)
+    for sentence in toxicity._SENTENCE.finditer(text):
+        piece = lowered[sentence.start() : sentence.end()] if same_length else None
+        tokens = TOKEN.findall(piece or sentence.group().lower())
+        if not tokens or (threshold > 0 and not model.may_reach(set(tokens), threshold)):
+            continue
+        counts = Counter(tokens)
+        p = _loop_probability(model, counts)
+        if p < threshold:
+            continue
+        raw = sentence.group()
+        start = sentence.start() + len(raw) - len(raw.lstrip())
+        end = sentence.start() + len(raw.rstrip())
+        strongest = ", ".join(sorted(counts, key=model.term_weight, reverse=True)[:2])
+        severity = "critical" if p >= det.config.critical_at else "high"
+        why = f"Toxic language (p={p:.2f}; strongest words: {strongest})"
+        flags.append(make_flag(name, "toxicity", severity, p, start, end, why))
+    if any(hint in lowered for hint in toxicity._INSULT_HINTS):
+        covered = [(f.start, f.end) for f in flags]
+        for m in toxicity._TARGETED_INSULT.finditer(text):
+            if any(a <= m.start() < b for a, b in covered):
+                continue
+            start, end = toxicity._sentence_around(text, m.start(), m.end())
+            covered.append((start, end))
+            why = f"Contempt aimed at the reader ('{m.group()[:40]}')"
+            flags.append(make_flag(name, "toxicity", "high", 0.85, start, end, why))
+    for key in (toxicity.ALL_APPS, app):
+        pattern = det._patterns.get(key)
+        for m in pattern.finditer(text) if pattern else ():
+            category = det._terms[key][m.group().lower()]
+            why = f"Prohibited for {app}: {category.replace('_', ' ')}"
+            flags.append(make_flag(name, category, "high", 0.9, m.start(), m.end(), why))
+    return flags
+
+
+def test_the_shortcuts_flag_exactly_what_the_plain_computation_flags():
+    config = ToxicityConfig(
+        prohibited={
+            "*": {"self_harm": ["how to kill yourself", "ways to end your life"]},
+            "finance-advisor": {"financial_guarantee": ["guaranteed returns", "what?"]},
+        }
+    )
+    texts = _random_texts(1500, seed=7)
+    for threshold in (0.8, 0.5):
+        det = ToxicityDetector(config.model_copy(update={"threshold": threshold}))
+        for n, text in enumerate(texts):
+            app = "finance-advisor" if n % 2 else "support-bot"
+            assert run(det, text, app=app) == _reference_detect(det, text, app), text
+
+
+def test_probability_is_the_same_float_as_a_plain_loop():
+    model = load_model()
+    rng = random.Random(3)
+    vocabulary = sorted(model.idf)
+    for _ in range(2000):
+        counts = Counter(rng.choices([*vocabulary, "notaterm"], k=rng.randint(0, 40)))
+        assert model.probability(counts) == _loop_probability(model, counts)
+
+
+def test_the_tighter_bound_never_hides_a_sentence_that_reaches_the_threshold():
+    model = load_model()
+    rng = random.Random(5)
+    risky = sorted(model.positive_terms)
+    vocabulary = sorted(model.idf)
+    reached = 0
+    for _ in range(3000):
+        words = rng.choices(risky, k=rng.randint(1, 6)) + rng.choices(
+            vocabulary, k=rng.randint(0, 20)
+        )
+        counts = Counter(words)
+        probability = model.probability(counts)
+        for threshold in (0.05, 0.5, 0.8, 0.95):
+            if probability >= threshold:
+                reached += 1
+                assert model.probability_if_reaches(counts, threshold) == probability
+    assert reached > 1000  # the test exercises the bound
+
+
+def test_the_gate_keeps_every_sentence_that_may_reach_the_threshold():
+    model = load_model()
+    texts = _random_texts(600, seed=11)
+    kept = 0
+    for threshold in (0.3, 0.5, 0.8, 0.95):
+        gate = model.gate(threshold)
+        for text in texts:
+            lowered = text.lower()
+            if len(lowered) != len(text):
+                continue  # the detector does not use the gate then
+            view = ascii_view(lowered)
+            stretches = gate.stretches(view, gate.word_codes(view.words))
+            for sentence in toxicity._SENTENCE.finditer(text):
+                counts = Counter(TOKEN.findall(lowered[sentence.start() : sentence.end()]))
+                if not counts or not model.may_reach(counts, threshold):
+                    continue
+                if model.probability_if_reaches(counts, threshold) is None:
+                    continue
+                kept += 1
+                assert any(a <= sentence.start() < b for a, b in stretches), (sentence, text)
+    assert kept > 500
+
+
+@pytest.mark.parametrize("wide", ["\u8ff7\u60d1", "beyonc\u00e9", "jos\u00e9"])
+def test_the_gate_counts_vocabulary_terms_that_are_not_ascii(wide):
+    """A sentence that may reach the threshold only with its non-ASCII term is kept."""
+    model = load_model()
+    threshold = 0.8
+    gate = model.gate(threshold)
+    reach_sq = model.reach_sq(threshold)
+    rng = random.Random(17)
+    risky = sorted(t for t in model.positive_terms if t.isascii())
+    for _ in range(20000):
+        words = rng.sample(risky, rng.randint(1, 8))
+        total = sum(model.positive_sq[t] for t in words)
+        if reach_sq - model.positive_sq[wide] <= total < reach_sq * 0.97:
+            break
+    else:
+        raise AssertionError("no sentence found")
+    text = f"Fine. {' '.join(words)} {wide}. Fine."
+    counts = Counter(TOKEN.findall(text.lower()))
+    assert model.may_reach(counts, threshold)
+    view = ascii_view(text.lower())
+    sentence_start = 6
+    kept = gate.stretches(view, gate.word_codes(view.words))
+    assert any(a <= sentence_start < b for a, b in kept)
+    # ... and only thanks to the term: without it the stretch would be dropped.
+    blind = SentenceGate({**gate.codes, b"beyonc": 0, b"jos": 0}, gate.need, (), {}, {}, 0.0)
+    assert not any(
+        a <= sentence_start < b for a, b in blind.stretches(view, blind.word_codes(view.words))
+    )
+
+
+def test_the_insult_shortcuts_find_what_the_plain_search_finds():
+    det = ToxicityDetector()
+    for text in _random_texts(1500, seed=13):
+        lowered = text.lower()
+        view = ascii_view(lowered)
+        marks = bytes(map(det._marks.get, view.words, repeat(toxicity._ODD)))
+        odd = b" ".join(set(compress(view.words, marks.translate(toxicity._IS_ODD))))
+        has_hint = any(hint in lowered for hint in toxicity._INSULT_HINTS)
+        assert toxicity._has_hint(view.encoded, odd) == has_hint, text
+        exact_only = any(c in text for c in "\u017f\u0131\u0130")
+        spans = [m.span() for m in toxicity._insult_matches(text, view.encoded, odd, exact_only)]
+        assert spans == [m.span() for m in toxicity._TARGETED_INSULT.finditer(text)], text
+
+
+def test_only_four_non_ascii_characters_fold_to_ascii():
+    """What the encoded-text shortcuts rely on (see toxicity._FOLDS_TO_ASCII)."""
+    everything = "".join(chr(c) for c in range(sys.maxunicode + 1) if not 0xD800 <= c < 0xE000)
+    folding = {c for c in re.findall(r"[\x00-\x7f]", everything, re.IGNORECASE) if c > "\x7f"}
+    assert folding == {"\u0130", "\u0131", "\u017f", "\u212a"}
+    assert "\u212a".lower() == "k"
+    growing = [c for c in everything if len(c.lower()) != 1]
+    assert growing == ["\u0130"]
+
+
+def test_insult_hints_and_codes_fit_their_encodings():
+    assert {*toxicity._WORD_HINTS, *(h for _, h in toxicity._PHRASE_HINTS)} == {
+        h.encode() for h in toxicity._INSULT_HINTS
+    }
+    gate = load_model().gate(0.8)
+    assert max(code for word, code in gate.codes.items() if word != b".") <= MAX_CODE
+    assert MAX_CODE | toxicity._ODD < STOP_CODE
+    assert load_model().increasing
+
+
+def test_a_prohibited_term_written_with_a_dotted_capital_i_is_flagged_under_its_category():
+    detector = ToxicityDetector(load_config().detectors.toxicity)
+    text = "Here is HOW TO K\u0130LL YOURSELF, said nobody."
+    flags = [f for f in run(detector, text) if f.category == "self_harm_instructions"]
+    assert [text[f.start : f.end] for f in flags] == ["HOW TO K\u0130LL YOURSELF"]

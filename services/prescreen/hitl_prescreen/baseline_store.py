@@ -1,9 +1,10 @@
 """The per-app anomaly baseline in Redis: Welford accumulators in one hash per app.
 
-One Lua script adds an item's features and returns the updated hash, atomically across
-prescreen replicas. A marker key per item id makes the update idempotent: a redelivered
-item is not counted twice. Updates are buffered and sent together (one pipelined round
-trip per ``flush_every`` items or ``flush_after_s`` seconds), so the hot path does not
+One Lua script adds the features of an app's items and returns the updated hash,
+atomically across prescreen replicas. A marker key per item id makes the update
+idempotent: a redelivered item is not counted twice. Updates are buffered and sent
+together (one script call per app, in one pipelined round trip per ``flush_every``
+items or ``flush_after_s`` seconds), so the hot path does not
 wait on Redis per item; a crash loses at most the unsent tail, which only makes the
 statistical baseline slightly younger. The detector reads a copy cached in the process,
 refreshed by every flush and at most ``ttl_s`` old.
@@ -21,22 +22,30 @@ from hitl_prescreen.detectors.anomaly import Baseline
 
 SEEN_TTL_S = 7 * 24 * 3600
 MAX_PENDING = 10_000
+ITEMS_PER_CALL = 500
 
-# KEYS[1] baseline hash, KEYS[2] per-item marker; ARGV[1] marker ttl, then name/value pairs.
+# KEYS[1] baseline hash, KEYS[2..] one marker per item; ARGV[1] marker ttl, ARGV[2] the
+# number of features f, then per item f name/value pairs.
 _UPDATE = """
-if redis.call('SET', KEYS[2], '1', 'NX', 'EX', tonumber(ARGV[1])) then
-  local n = redis.call('HINCRBY', KEYS[1], 'n', 1)
-  for i = 2, #ARGV, 2 do
-    local name = ARGV[i]
-    local x = tonumber(ARGV[i + 1])
-    local mean = tonumber(redis.call('HGET', KEYS[1], 'mean:' .. name) or '0')
-    local m2 = tonumber(redis.call('HGET', KEYS[1], 'm2:' .. name) or '0')
-    local delta = x - mean
-    mean = mean + delta / n
-    m2 = m2 + delta * (x - mean)
-    redis.call('HSET', KEYS[1], 'mean:' .. name, string.format('%.17g', mean),
-               'm2:' .. name, string.format('%.17g', m2))
+local ttl = tonumber(ARGV[1])
+local f = tonumber(ARGV[2])
+local at = 3
+for k = 2, #KEYS do
+  if redis.call('SET', KEYS[k], '1', 'NX', 'EX', ttl) then
+    local n = redis.call('HINCRBY', KEYS[1], 'n', 1)
+    for i = at, at + 2 * f - 1, 2 do
+      local name = ARGV[i]
+      local x = tonumber(ARGV[i + 1])
+      local mean = tonumber(redis.call('HGET', KEYS[1], 'mean:' .. name) or '0')
+      local m2 = tonumber(redis.call('HGET', KEYS[1], 'm2:' .. name) or '0')
+      local delta = x - mean
+      mean = mean + delta / n
+      m2 = m2 + delta * (x - mean)
+      redis.call('HSET', KEYS[1], 'mean:' .. name, string.format('%.17g', mean),
+                 'm2:' .. name, string.format('%.17g', m2))
+    end
   end
+  at = at + 2 * f
 end
 return redis.call('HGETALL', KEYS[1])
 """
@@ -117,16 +126,24 @@ class BaselineStore:
         pending, self._pending = self._pending, []
         if not pending:
             return
-        pipe = self.redis.pipeline(transaction=False)
+        by_app: dict[str, list[tuple[str, dict[str, float]]]] = {}
         for app, item_id, values in pending:
-            args: list[str | float] = [SEEN_TTL_S]
-            for name, x in values.items():
-                args.extend((name, repr(float(x))))
-            await self._script(
-                keys=[self.key(app), f"{self.tag}:prescreen:baseline_seen:{app}:{item_id}"],
-                args=args,
-                client=pipe,
-            )
+            by_app.setdefault(app, []).append((item_id, values))
+        calls: list[str] = []  # the app of each script call, in pipeline order
+        pipe = self.redis.pipeline(transaction=False)
+        for app, queued in by_app.items():
+            for start in range(0, len(queued), ITEMS_PER_CALL):  # keep each script short
+                items = queued[start : start + ITEMS_PER_CALL]
+                names = sorted({name for _, values in items for name in values})
+                args: list[str | float] = [SEEN_TTL_S, len(names)]
+                for _, values in items:
+                    for name in names:
+                        args.extend((name, repr(float(values.get(name, 0.0)))))
+                markers = [
+                    f"{self.tag}:prescreen:baseline_seen:{app}:{item_id}" for item_id, _ in items
+                ]
+                await self._script(keys=[self.key(app), *markers], args=args, client=pipe)
+                calls.append(app)
         try:
             replies = await asyncio.wait_for(pipe.execute(), self.timeout_s)
         except BaseException:
@@ -134,5 +151,5 @@ class BaselineStore:
             self._pending = (pending + self._pending)[-MAX_PENDING:]
             raise
         now = time.monotonic()
-        for (app, _, _), raw in zip(pending, replies, strict=True):
+        for app, raw in zip(calls, replies, strict=True):
             self._cache[app] = (now, parse_baseline(raw))

@@ -10,6 +10,8 @@ its own span.
 from __future__ import annotations
 
 import re
+from bisect import bisect_left
+from collections.abc import Iterator
 from functools import lru_cache
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -27,8 +29,16 @@ _DATE = re.compile(  # the leading lookahead lets re skip to candidate character
     rf"|\d{{4}}-\d{{2}}-\d{{2}}"
     rf"|(?:{_MONTHS})\s+\d{{4}})\b"
 )
+# Where a date can start: every month name begins with one of these (and no two overlap,
+# each has one capital), and an ISO date has a dash four digits in.
+_MONTH_START = re.compile(r"Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec")
+_ISO_DASH = re.compile(r"-(?=\d\d-\d\d)")
+# A currency sign not after a word character or "." and followed by a digit, or a digit not
+# after a word character, "." or a currency sign. The first character is matched by one
+# class so that re skips to candidates quickly (twice as fast as an alternation of the
+# two cases, which each lookbehind then tells apart).
 _NUMBER = re.compile(
-    r"(?:[$€£¥](?<![\w.][$€£¥])\d|\d(?<![\w.$€£¥]\d))"  # lookbehind after the first char: faster
+    r"[$€£¥\d](?:(?<=[$€£¥])(?<![\w.][$€£¥])\d|(?<=\d)(?<![\w.$€£¥]\d))"
     r"[\d,]*(?:\.\d+)?(?:\s?%|\s?(?:k|m|bn)\b)?(?![\w])"
 )
 _QUOTE = re.compile(r"[\"“]([^\"”\n]{8,200})[\"”]")
@@ -60,6 +70,49 @@ class ClaimsConfig(BaseModel):
         default=10.0, description="Bare integers below this (list items, small counts) are skipped"
     )
     entities: bool = True
+
+
+def _dates(text: str) -> Iterator[re.Match[str]]:
+    """``_DATE.finditer(text)``, with the regex tried only where a date can start.
+
+    A date starts at a month name ("March 5, 2024", "March 2024"), one to four characters
+    before the whitespace that precedes one ("5th March 2024"), or four digits before an
+    ISO dash ("2024-03-05"). Trying those starts in order, each from the end of the last
+    match, finds what finditer finds, without trying the regex at every character (which
+    costs ~45 us on 2 KB; this ~10).
+    """
+    starts = {m.start() - 4 for m in _ISO_DASH.finditer(text)}
+    for m in _MONTH_START.finditer(text):
+        month = start = m.start()
+        starts.add(month)
+        while start and text[start - 1].isspace():  # \s is str.isspace
+            start -= 1
+        if start < month:
+            starts.update(range(start - 4, start))  # 1-2 digits, maybe "st"/"nd"/"rd"/"th"
+    end = 0
+    for start in sorted(starts):
+        if start >= end and (m := _DATE.match(text, start)):
+            yield m
+            end = m.end()
+
+
+class _Spans:
+    """Non-empty spans that do not overlap, sorted: the one starting last before a new
+    span's end also ends last, so only it can overlap the new span (a bisection instead of
+    a pass over every span flagged so far)."""
+
+    def __init__(self) -> None:
+        self.starts: list[int] = []
+        self.ends: list[int] = []
+
+    def claim(self, start: int, end: int) -> bool:
+        """Add ``[start, end)`` unless it overlaps a span already taken."""
+        at = bisect_left(self.starts, end)
+        if at and self.ends[at - 1] > start:
+            return False
+        self.starts.insert(at, start)
+        self.ends.insert(at, end)
+        return True
 
 
 def _normalise(text: str) -> str:
@@ -105,13 +158,11 @@ class ClaimsDetector:
         text = output.output_text
         corpus, numbers = _evidence(tuple(d.text for d in output.context), output.prompt)
         flags: list[Flag] = []
-        taken: list[tuple[int, int]] = []
+        taken = _Spans()
 
         def add(start: int, end: int, category: str, score: float, why: str) -> None:
-            if any(start < b and a < end for a, b in taken):
-                return
-            taken.append((start, end))
-            flags.append(make_flag(self.name, category, "medium", score, start, end, why))
+            if taken.claim(start, end):
+                flags.append(make_flag(self.name, category, "medium", score, start, end, why))
 
         for m in _QUOTE.finditer(text):
             quoted = m.group(1)
@@ -119,7 +170,7 @@ class ClaimsDetector:
                 continue
             if _normalise(quoted) not in corpus:
                 add(m.start(), m.end(), "unsupported_quote", 0.7, "Quoted statement not in context")
-        for m in _DATE.finditer(text):
+        for m in _dates(text):
             if _normalise(m.group()) not in corpus:
                 add(
                     m.start(),
@@ -131,6 +182,8 @@ class ClaimsDetector:
         for m in _NUMBER.finditer(text):
             raw = m.group()
             value = raw.lstrip("$€£¥").replace(",", "").rstrip("%kmbn ").strip()
+            if value in numbers:
+                continue  # supported: nothing below could flag it
             try:
                 magnitude = float(value)
             except ValueError:
@@ -140,11 +193,12 @@ class ClaimsDetector:
                 continue
             if plain and 1900 <= magnitude <= 2100 and _normalise(raw) in corpus:
                 continue
-            if value not in numbers:
-                add(m.start(), m.end(), "unsupported_number", 0.6, f"Figure '{raw}' not in context")
+            add(m.start(), m.end(), "unsupported_number", 0.6, f"Figure '{raw}' not in context")
         if self.config.entities and output.language.lower().startswith("en"):
             for m in _ENTITY.finditer(text):
                 name = m.group()
+                if name in _COMMON:
+                    continue  # most matches: one common word, nothing left once dropped
                 if text[m.end() : m.end() + 1] in ("'", "\u2019"):
                     continue  # a contraction or possessive of a common word
                 words = name.split()
@@ -167,5 +221,8 @@ class ClaimsDetector:
 
     @staticmethod
     def _sentence_start(text: str, start: int) -> bool:
-        before = text[:start].rstrip(" \t\"'“(*-")
-        return not before or before[-1] in ".!?:\n"
+        """Whether only openers (spaces, quotes, "(", "*", "-") stand between ``start`` and
+        the text's or a sentence's beginning (walked back, not copied: names are many)."""
+        while start and text[start - 1] in " \t\"'“(*-":
+            start -= 1
+        return not start or text[start - 1] in ".!?:\n"

@@ -38,6 +38,67 @@ _HEDGE_HINTS = (
     "believe", "think", "quote", "knowledge", "mistaken",
 )  # fmt: skip
 
+# A narrower test that runs first, on the text seen as plain ASCII: letters lower-cased,
+# every whitespace run one space. Each HEDGES alternative, seen that way, contains one of
+# these phrases, or a group's part and one of its phrases (\s+ becomes one space, "I"
+# becomes "i"), so a text without has no hedge, and the regex and the hint check above
+# are skipped (the hints alone pass half of all long answers: "Sure." is common). The view
+# is only made when no character can stand for an ASCII letter under re.IGNORECASE
+# (U+0130, U+0131, U+017F, U+212A) and there is no non-ASCII whitespace, so that every
+# match is ASCII.
+_HEDGE_PHRASES = (
+    b" be wrong", b"if i remember ", b"t confirm", b"t verify", b"t quote me",
+    b"to the best of my knowledge", b"may be mistaken",
+)  # fmt: skip
+# Phrases looked for only once a part they also need is found (saves scans of 2 KB).
+_HEDGE_GROUPS = (
+    (b" but i", (b"believe, but i", b"believe but i", b"think, but i", b"think but i")),
+    (b"check this", (b"double check this", b"double-check this")),
+    (  # "I'm not (entirely ...) sure / certain / confident"
+        b"m not ",
+        tuple(
+            f"{qualifier} {word}".encode()
+            for qualifier in ("not", "entirely", "completely", "fully", "100%")
+            for word in ("sure", "certain", "confident")
+        ),
+    ),
+)
+_ASCII = bytes(range(128))
+_NOT_PLAIN = frozenset(
+    "\u0130\u0131\u017f\u212a"  # match i, i, s, k under re.IGNORECASE
+    "\x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a"
+    "\u2028\u2029\u202f\u205f\u3000"  # whitespace (\s) outside ASCII
+)
+_PLAIN = bytes(
+    32 if b < 128 and chr(b).isspace() else b | 32 if 65 <= b <= 90 else b for b in range(256)
+)  # ASCII whitespace (\t \n \v \f \r \x1c-\x1f) to a space, A-Z to a-z
+
+
+def _plain_view(text: str) -> bytes | None:
+    """The text as lower-case UTF-8 with single spaces, or None if that could hide a match."""
+    try:
+        data = text.encode()
+    except UnicodeEncodeError:  # lone surrogates
+        return None
+    if 2 * len(data) > 3 * len(text):  # mostly outside ASCII: the str check is as quick
+        return None
+    if len(data) != len(text) and not _NOT_PLAIN.isdisjoint(data.translate(None, _ASCII).decode()):
+        return None
+    view = data.translate(_PLAIN)
+    while b"  " in view:
+        view = view.replace(b"  ", b" ")
+    return view
+
+
+def _may_hedge(text: str) -> bool:
+    """Whether HEDGES can match ``text`` (False only when it cannot)."""
+    view = _plain_view(text)
+    if view is None:
+        return True
+    return any(map(view.__contains__, _HEDGE_PHRASES)) or any(
+        part in view and any(map(view.__contains__, phrases)) for part, phrases in _HEDGE_GROUPS
+    )
+
 
 class ConfidenceDetector:
     name = "confidence"
@@ -77,9 +138,13 @@ class ConfidenceDetector:
                         f"{self.config.mean_logprob_threshold:.2f}",
                     )
                 )
-        lowered = output.output_text.lower()
-        if self.config.hedges and any(map(lowered.__contains__, _HEDGE_HINTS)):
-            for m in HEDGES.finditer(output.output_text):
+        text = output.output_text
+        if (
+            self.config.hedges
+            and _may_hedge(text)
+            and any(map(text.lower().__contains__, _HEDGE_HINTS))
+        ):
+            for m in HEDGES.finditer(text):
                 flags.append(
                     make_flag(
                         self.name,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from functools import lru_cache
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
@@ -36,8 +37,11 @@ _OVERRIDE = re.compile(
     r"(?:disregarded|ignored|overridden|bypassed|disabled|lifted)\b",
     _I,
 )
+# The lookahead on _REVEAL and _MARKERS names every character a match can start with (each
+# alternative's first, case-folded the same way), so re tries the alternatives at those
+# positions only: two and five times faster on long text, same matches.
 _REVEAL = re.compile(
-    r"\b(?:my|the)\s+(?:system\s+prompt|(?:initial|original|hidden|secret)\s+"
+    r"(?=[himty\"\s])(?:\b(?:my|the)\s+(?:system\s+prompt|(?:initial|original|hidden|secret)\s+"
     r"(?:instructions|prompt))\s*(?:is|was|are|says|reads|follows)?\s*:"
     r"|\bhere\s+(?:is|are)\s+(?:my|the)\s+(?:full\s+|complete\s+|exact\s+)?"
     r"(?:system\s+prompt|instructions|initial\s+prompt|hidden\s+prompt)"
@@ -45,15 +49,15 @@ _REVEAL = re.compile(
     r"|\bI\s+was\s+(?:instructed|told|programmed)\s+(?:to|not\s+to)\s+(?:never\s+)?"
     r"(?:reveal|disclose|share)\b"
     r"|^\s*\"?You\s+are\s+(?:an?|the)\s+[^.\n]{0,80}(?:assistant|bot|agent)\b"
-    r"[^\n]{0,200}(?:do\s+not|never)\s+(?:disclose|reveal|share)\b[^\n]{0,40}\bprompt",
+    r"[^\n]{0,200}(?:do\s+not|never)\s+(?:disclose|reveal|share)\b[^\n]{0,40}\bprompt)",
     _I | re.MULTILINE,
 )
 _MARKERS = re.compile(
-    r"\[\s*(?:🔓\s*)?JAILBREAK\s*\]|\bDo\s+Anything\s+Now\b|"
+    r"(?=[\[dijw])(?:\[\s*(?:🔓\s*)?JAILBREAK\s*\]|\bDo\s+Anything\s+Now\b|"
     r"\bdeveloper\s+mode\s+(?:enabled|activated|output)\b|\bjailbr(?:oken|eak)\s+mode\b|"
     r"\bI\s+(?:have|am\s+now\s+free\s+of)\s+no\s+(?:restrictions|limits|filters)\b|"
     r"\bI\s+have\s+been\s+PWNED\b|"
-    r"\bwithout\s+any\s+(?:ethical|moral)\s+(?:guidelines|restrictions|constraints)\b",
+    r"\bwithout\s+any\s+(?:ethical|moral)\s+(?:guidelines|restrictions|constraints)\b)",
     _I,
 )
 # Persona names are only markers in capitals ("DAN:", not "Dan:").
@@ -85,16 +89,53 @@ _PAYLOAD = re.compile(
 )
 
 
-_OVERRIDE_HINTS = ("ignor", "disregard", "forget", "overrid", "bypass", "lifted", "disabled")
-_REVEAL_HINTS = (
-    "prompt", "instruction", "everything above", "i was instructed", "i was told",
-    "i was programmed",
+class _Hints:
+    """Substrings, one of which a text must contain for a regex to match: looking for them
+    costs a fraction of the regex's scan. Hints that contain one of ``shared`` are only
+    looked for when it is there (they cannot be otherwise), which saves scans. A text is
+    searched as str or as UTF-8 bytes (see ``_hint_views``)."""
+
+    def __init__(self, hints: tuple[str, ...], shared: tuple[str, ...] = ()) -> None:
+        self.hints = hints
+        groups = [(part, tuple(h for h in hints if part in h)) for part in shared]
+        grouped = {h for _, group in groups for h in group}
+        alone = tuple(h for h in hints if h not in grouped)
+        self._forms: dict[type, tuple[Any, Any]] = {
+            str: (alone, groups),
+            bytes: (
+                tuple(h.encode() for h in alone),
+                [(p.encode(), tuple(h.encode() for h in g)) for p, g in groups],
+            ),
+        }
+
+    def found_in(self, view: str | bytes) -> bool:
+        """Whether ``view`` contains one of the hints."""
+        alone, groups = self._forms[type(view)]
+        return any(map(view.__contains__, alone)) or any(
+            part in view and any(map(view.__contains__, group)) for part, group in groups
+        )
+
+
+# Looked for in the text lower-cased, but for the personas.
+_OVERRIDE_HINTS = _Hints(
+    ("ignor", "disregard", "forget", "overrid", "bypass", "lifted", "disabled")
+)
+_REVEAL_HINTS = _Hints(
+    (
+        "prompt", "instruction", "everything above", "i was instructed", "i was told",
+        "i was programmed",
+    ),
+    shared=("i was ", "instruct"),
 )  # fmt: skip
-_MARKER_HINTS = (
-    "jailbr", "anything now", "developer mode", "no restrictions", "no limits",
-    "no filters", "pwned", "ethical", "moral",
+_MARKER_HINTS = _Hints(
+    (
+        "jailbr", "anything now", "developer mode", "no restrictions", "no limits",
+        "no filters", "pwned", "ethical", "moral",
+    ),
+    shared=("no ",),
 )  # fmt: skip
-_PERSONA_HINTS = ("DAN", "AIM", "STAN", "DUDE", "PWNED")
+_PERSONA_HINTS = _Hints(("DAN", "AIM", "STAN", "DUDE", "PWNED"))
+_LOWER_TO_ASCII = (b"\xc4\xb0", b"\xe2\x84\xaa")  # İ, K (Kelvin): lower-case to ASCII
 _PLANTED_HINTS = (
     "ignore", "disregard", "must", "should", "shall", "instructed", "need to", "summari",
     "answering", "responding", "system", "assistant", "instruction",
@@ -111,7 +152,7 @@ def planted_payloads(document: str) -> tuple[list[str], list[str]]:
     payloads: list[str] = []
     clauses: list[str] = []
     lowered = document.lower()
-    if not _hinted(lowered, _PLANTED_HINTS):
+    if not any(map(lowered.__contains__, _PLANTED_HINTS)):
         return payloads, clauses
     for sentence in _SENTENCES.finditer(document):
         if not _PLANTED.search(sentence.group()):
@@ -130,16 +171,33 @@ def clause_echo(clause: str, text: str) -> tuple[int, int] | None:
     grams = {tuple(wanted[i : i + SHINGLE]) for i in range(len(wanted) - SHINGLE + 1)}
     if not grams:
         return None
-    words = list(_WORD.finditer(text))
-    lowered = [w.group().lower() for w in words]
-    hits = [i for i in range(len(words) - SHINGLE + 1) if tuple(lowered[i : i + SHINGLE]) in grams]
-    if len({tuple(lowered[i : i + SHINGLE]) for i in hits}) < MIN_SHARED * len(grams):
+    lowered = [w.lower() for w in _WORD.findall(text)]
+    hits = [
+        (i, gram)
+        for i, gram in enumerate(zip(*(lowered[i:] for i in range(SHINGLE)), strict=False))
+        if gram in grams
+    ]
+    if len({gram for _, gram in hits}) < MIN_SHARED * len(grams):
         return None
-    return words[hits[0]].start(), words[hits[-1] + SHINGLE - 1].end()
+    words = list(_WORD.finditer(text))  # spans, only for an echo
+    return words[hits[0][0]].start(), words[hits[-1][0] + SHINGLE - 1].end()
 
 
-def _hinted(lowered: str, hints: tuple[str, ...]) -> bool:
-    return any(map(lowered.__contains__, hints))
+def _hint_views(text: str) -> tuple[str, str] | tuple[bytes, bytes]:
+    """The text, as it is and lower-cased, to look for the ASCII hints in.
+
+    As UTF-8 when mostly ASCII: ``bytes.lower()`` only changes ASCII letters, yet finds the
+    same ASCII substrings as ``str.lower()`` (at a fifth of the cost on 2 KB), since every
+    other character lower-cases to non-ASCII ones, except İ and the Kelvin sign. Text with
+    those, or mostly outside ASCII (where the bytes are longer), is searched as str.
+    """
+    data = text.encode("utf-8", "surrogatepass")
+    if 2 * len(data) > 3 * len(text) or (
+        # (their last bytes are rare: a one-byte search, which is quick, goes first)
+        len(data) != len(text) and any(c[-1:] in data and c in data for c in _LOWER_TO_ASCII)
+    ):
+        return text, text.lower()
+    return data, data.lower()
 
 
 class InjectionDetector:
@@ -155,13 +213,13 @@ class InjectionDetector:
 
     def detect(self, output: LLMOutput, context: ScreenContext) -> list[Flag]:
         text = output.output_text
-        lowered = text.lower()
+        data, lowered = _hint_views(text)
         flags: list[Flag] = []
-        overrides = _OVERRIDE.finditer(text) if _hinted(lowered, _OVERRIDE_HINTS) else ()
-        reveals = _REVEAL.finditer(text) if _hinted(lowered, _REVEAL_HINTS) else ()
+        overrides = _OVERRIDE.finditer(text) if _OVERRIDE_HINTS.found_in(lowered) else ()
+        reveals = _REVEAL.finditer(text) if _REVEAL_HINTS.found_in(lowered) else ()
         markers = [
-            *(_MARKERS.finditer(text) if _hinted(lowered, _MARKER_HINTS) else ()),
-            *(_PERSONAS.finditer(text) if _hinted(text, _PERSONA_HINTS) else ()),
+            *(_MARKERS.finditer(text) if _MARKER_HINTS.found_in(lowered) else ()),
+            *(_PERSONAS.finditer(text) if _PERSONA_HINTS.found_in(data) else ()),
         ]
         markers.sort(key=lambda m: m.start())
         for m in overrides:
@@ -200,7 +258,7 @@ class InjectionDetector:
 
     def _obeyed(self, output: LLMOutput) -> list[Flag]:
         text = output.output_text
-        lowered = text.lower()
+        lowered = ""
         flags = []
         for doc in output.context:
             payloads, clauses = planted_payloads(doc.text)
@@ -218,6 +276,7 @@ class InjectionDetector:
                         )
                     )
             for payload in payloads:
+                lowered = lowered or text.lower()
                 at = lowered.find(payload.lower())
                 if at < 0:
                     continue

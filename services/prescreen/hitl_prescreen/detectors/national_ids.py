@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Literal
 
 from stdnum.br import cpf
 from stdnum.ca import sin
@@ -36,6 +37,9 @@ class Scheme:
     valid: Callable[[str], bool]
     context: re.Pattern[str] | None = None  # required nearby (before) when set
     hints: tuple[str, ...] = ()  # lower-case words one of which the context needs
+    # Where matches lie (see national_ids): six or more digits in one run of digits and
+    # " .-/()" for all but the codice fiscale, whose digits may all be letters.
+    window: Literal["digits", "capitals"] = "digits"
 
 
 _OMO = "[0-9LMNPQRSTUV]"  # codice fiscale digits may be replaced by these letters
@@ -61,6 +65,7 @@ SCHEMES: tuple[Scheme, ...] = (
             r"(?![A-Za-z0-9])"
         ),
         codicefiscale.is_valid,
+        window="capitals",
     ),
     Scheme(
         "UK National Insurance number",
@@ -103,24 +108,55 @@ SCHEMES: tuple[Scheme, ...] = (
 )
 CONTEXT_WINDOW = 60
 
+# Non-ASCII characters that case-fold onto ASCII letters: str.lower() turns U+0130 (capital
+# I with dot) into "i" plus a combining dot, and re.IGNORECASE also matches U+0131 (dotless
+# i) with "i", U+017F (long s) with "s" and U+212A (Kelvin sign) with "k". Without them a
+# context match puts its hint in the lower-cased text (see national_ids).
+FOLDS_TO_ASCII = ("\u0130", "\u0131", "\u017f", "\u212a")
+
 
 _SHAPED = tuple(scheme for scheme in SCHEMES if scheme.context is None)
 _NAMED = tuple(scheme for scheme in SCHEMES if scheme.context is not None)
 
 
-def national_ids(text: str) -> Iterator[tuple[int, int, str]]:
-    """(start, end, scheme label) of each validated national id in ``text``."""
+def national_ids(
+    text: str, digits: tuple[int, int] | None = None, capitals: tuple[int, int] | None = None
+) -> Iterator[tuple[int, int, str]]:
+    """(start, end, scheme label) of each validated national id in ``text``.
+
+    ``digits`` and ``capitals`` are the (start, end) spans outside which the schemes of that
+    ``window`` cannot match (pii.digit_window and pii.capitals_window say why); the whole
+    text when not given.
+    """
+    whole = (0, len(text))
+    windows = {"digits": digits or whole, "capitals": capitals or whole}
     # (One combined alternation was measured slower than these separate scans.)
     for scheme in _SHAPED:
-        for m in scheme.regex.finditer(text):
+        start, end = windows[scheme.window]
+        if start == end:
+            continue  # an empty window, as in most texts
+        for m in scheme.regex.finditer(text, start, end):
             if scheme.valid(m.group()):
                 yield m.start(), m.end(), scheme.label
-    lowered = text.lower()
+    start, end = windows["digits"]
+    if start == end:
+        return  # every named scheme has ``window="digits"``
+    folds: bool | None = None
+    lowered = ""
     for scheme in _NAMED:
-        if not any(map(lowered.__contains__, scheme.hints)):
-            continue  # the scheme's name appears nowhere: no need to scan
-        assert scheme.context is not None
-        for m in scheme.regex.finditer(text):
+        assert scheme.context is not None and scheme.window == "digits"
+        matches = list(scheme.regex.finditer(text, start, end))
+        if not matches:
+            continue
+        # The hints (the scheme's name anywhere in the text) gate the scan as they always
+        # have. A context match puts a hint in the lower-cased text unless the text holds a
+        # character of FOLDS_TO_ASCII, so only then can the gate change the result.
+        if folds is None:
+            folds = any(map(text.__contains__, FOLDS_TO_ASCII))
+            lowered = text.lower() if folds else ""
+        if folds and not any(map(lowered.__contains__, scheme.hints)):
+            continue
+        for m in matches:
             before = text[max(0, m.start() - CONTEXT_WINDOW) : m.start()]
             if scheme.context.search(before) and scheme.valid(m.group()):
                 yield m.start(), m.end(), scheme.label

@@ -69,6 +69,7 @@ _EMAIL = re.compile(
     r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,24}(?![\w-])",
     re.ASCII,
 )
+_NOT_DOMAIN = re.compile(r"[^A-Za-z0-9.-]")
 _NOT_EMAIL_TLDS = frozenset({"png", "jpg", "jpeg", "gif", "svg", "webp", "js", "css", "py"})
 _IPV4 = re.compile(r"\d(?<![\w.]\d)\d{0,2}\.(?:\d{1,3}\.){2}\d{1,3}(?!\.?\d)(?!\w)", re.ASCII)
 _IPV6 = re.compile(
@@ -77,8 +78,10 @@ _IPV6 = re.compile(
     re.ASCII,
 )
 _VERSION_CONTEXT = re.compile(r"(?i)(?:\bv|version|build|release|ver\.?|firmware)\s*$")
+# One class for the first character (an alternation of three would defeat the skip-ahead);
+# a lookbehind on that character then picks the rest of its alternative: "(+(1", "+(1", "1".
 _PHONE = re.compile(
-    r"(?:\((?<![\w+.,/-]\()\+?\(?\d|\+(?<![\w+.,/-]\+)\(?\d|\d(?<![\w+.,/-]\d))"
+    r"[(+\d](?<![\w+.,/-][(+\d])(?:(?<=\()\+?\(?\d|(?<=\+)\(?\d|(?<=\d))"
     r"[\d \-.()/]{5,22}\d(?![\w/]|[.,]\d)",
     re.ASCII,
 )
@@ -145,13 +148,64 @@ def card_brand(digits: str) -> str | None:
     return None
 
 
+# Where the scans can match. Most texts hold no run of six digits and no word starting with
+# two capitals: they skip most scans, and the others scan a few dozen characters. Scanning
+# finditer(text, start, end) finds what a scan of the whole text finds inside: lookbehinds
+# still see the characters before ``start``, and only a match reaching ``end`` could differ.
+Window = tuple[int, int]
+
+# A digit, found fast (the class is a superset of \d that re can skip ahead on: no decimal
+# digit lies between U+007F and U+0660; the lookbehind keeps exactly \d), then five more in
+# its run of digits and " .-/()" (the possessive "*+" only spares backtracking: a separator
+# is never a digit), or a dotted quad.
+_DIGIT_RUN = re.compile(r"[0-9\u0660-\U0010ffff](?<=\d)(?:(?:[ .\-/()]*+\d){5,}|\d*\.\d+\.\d+\.\d)")
+# Two capitals starting a word, as IBANs and codici fiscali do.
+_CAPITALS = re.compile(r"[A-Z](?<![A-Za-z0-9][A-Z])[A-Z]")
+
+
+def _window(regex: re.Pattern[str], text: str, before: int, after: int) -> Window:
+    """From ``before`` characters ahead of the first match to ``after`` past the last."""
+    first = last = -1
+    for m in regex.finditer(text):
+        if first < 0:
+            first = m.start()
+        last = m.end()
+    if first < 0:
+        return 0, 0
+    return max(0, first - before), min(len(text), last + after)
+
+
+def digit_window(text: str) -> Window:
+    """Where the cards, SSNs, phones, IPv4 addresses and most national ids of ``text`` lie.
+
+    Each writes its digits in one run of digits and " .-/()": cards 12 or more, SSNs 9,
+    phones 7 or more (fewer fail _phone_number), national ids of a ``digits`` scheme 6 or
+    more, IPv4 addresses a dotted quad. Among the runs _DIGIT_RUN finds, one starts at or
+    before such a number's first digit and one reaches its last digit (or the first of an
+    IPv4's last group). A number starts at most 3 characters before its first digit ("AB 12
+    34 56 C", "X-1234567L", "(+(1)") and ends at most 2 after its last ("-L", " C",
+    "1.2.3.456"), where a lookahead reads 2 more: a margin of 8 holds all of it.
+    """
+    return _window(_DIGIT_RUN, text, 8, 8)
+
+
+def capitals_window(text: str) -> Window:
+    """Where the IBANs and codici fiscali of ``text`` lie.
+
+    Both start with two capitals that _CAPITALS finds (it finds every such start: two are
+    never adjacent); an IBAN is at most 68 characters long, a codice fiscale 16, and their
+    lookahead reads one more.
+    """
+    return _window(_CAPITALS, text, 0, 70)
+
+
 def _groups(text: str, start: int, end: int) -> list[tuple[int, int]]:
     """Maximal runs of non-separator characters inside [start, end)."""
     return [(m.start(), m.end()) for m in re.finditer(r"[^ \-]+", text[start:end])]
 
 
-def _cards(text: str) -> Iterator[_Hit]:
-    for m in _CARD.finditer(text):
+def _cards(text: str, window: Window) -> Iterator[_Hit]:
+    for m in _CARD.finditer(text, *window):
         groups = _groups(text, m.start(), m.end())
         if len(groups) > MAX_CARD_GROUPS:
             groups = [(0, m.end() - m.start())]  # "1 2 3 4 …" is no card layout: whole run only
@@ -181,8 +235,8 @@ def _cards(text: str) -> Iterator[_Hit]:
                 break
 
 
-def _ibans(text: str) -> Iterator[_Hit]:
-    for m in _IBAN.finditer(text):
+def _ibans(text: str, window: Window) -> Iterator[_Hit]:
+    for m in _IBAN.finditer(text, *window):
         ends = [m.start() + g[1] for g in _groups(text, m.start(), m.end())]
         chars = [i + 1 for i in range(m.start() + 4, m.end()) if text[i] != " "]
         for end in sorted(set(ends + chars), reverse=True):
@@ -201,11 +255,11 @@ def _ibans(text: str) -> Iterator[_Hit]:
                 break
 
 
-def _ssns(text: str) -> Iterator[_Hit]:
-    for m in _SSN.finditer(text):
+def _ssns(text: str, window: Window) -> Iterator[_Hit]:
+    for m in _SSN.finditer(text, *window):
         if stdnum_ssn.is_valid(m.group().replace(" ", "-")):
             yield _Hit("us_ssn", m.start(), m.end(), "critical", 0.95, "US Social Security number")
-    for m in _SSN_BARE.finditer(text):
+    for m in _SSN_BARE.finditer(text, *window):
         before = text[max(0, m.start() - 40) : m.start()]
         if _SSN_CONTEXT.search(before) and stdnum_ssn.is_valid(m.group()):
             yield _Hit("us_ssn", m.start(), m.end(), "critical", 0.9, "US Social Security number")
@@ -219,23 +273,34 @@ def _in_url(text: str, start: int) -> bool:
     return "://" in text[token_start + 1 : start]
 
 
-def _national_ids(text: str) -> Iterator[_Hit]:
-    for start, end, label in national_ids(text):
+def _national_ids(text: str, digits: Window, capitals: Window) -> Iterator[_Hit]:
+    for start, end, label in national_ids(text, digits, capitals):
         yield _Hit("national_id", start, end, "critical", 0.93, f"{label} (validated)")
 
 
+def email_window(text: str) -> Window:
+    """Where the emails of ``text`` lie: (0, 0) without an "@".
+
+    Every email holds one "@": it starts at most 64 characters before it and ends in the
+    run of domain characters after it, where its lookahead reads one more.
+    """
+    first_at = text.find("@")
+    if first_at < 0:
+        return 0, 0
+    after_domain = _NOT_DOMAIN.search(text, text.rfind("@") + 1)
+    return max(0, first_at - 64), after_domain.start() + 1 if after_domain else len(text)
+
+
 def _emails(text: str) -> Iterator[_Hit]:
-    if "@" not in text:
-        return
-    for m in _EMAIL.finditer(text):
+    for m in _EMAIL.finditer(text, *email_window(text)):
         tld = m.group().rsplit(".", 1)[-1].lower()
         if tld in _NOT_EMAIL_TLDS or _in_url(text, m.start()):
             continue
         yield _Hit("email", m.start(), m.end(), "high", 0.93, "Email address")
 
 
-def _ips(text: str, config: PiiConfig) -> Iterator[_Hit]:
-    for m in _IPV4.finditer(text):
+def _ips(text: str, config: PiiConfig, window: Window) -> Iterator[_Hit]:
+    for m in _IPV4.finditer(text, *window):
         if _VERSION_CONTEXT.search(text[max(0, m.start() - 12) : m.start()]):
             continue
         try:
@@ -291,6 +356,7 @@ def _is_documentation(address: ipaddress.IPv4Address | ipaddress.IPv6Address) ->
     return any(address.version == n.version and address in n for n in _DOC_NETS)
 
 
+_DECIMAL = re.compile(r"\d")
 _SINGLE_DIGIT_GROUP = re.compile(r"(?<!\d)\d(?!\d)")
 _NANP_SHAPE = re.compile(r"(?:\+?1[ .-]?)?\(\d{3}\) ?\d{3}-\d{4}")
 
@@ -342,9 +408,11 @@ def _looks_formatted(candidate: str) -> bool:
     return candidate.startswith(("+", "00", "(")) or bool(re.search(r"\d[ \-.)/]+\d", candidate))
 
 
-def _phones(text: str, config: PiiConfig, taken: list[tuple[int, int]]) -> Iterator[_Hit]:
+def _phones(
+    text: str, config: PiiConfig, taken: list[tuple[int, int]], window: Window
+) -> Iterator[_Hit]:
     """Phone numbers outside spans already taken by more specific findings."""
-    for m in _PHONE.finditer(text):
+    for m in _PHONE.finditer(text, *window):
         if any(m.start() < b and a < m.end() for a, b in taken):
             continue  # part of a card, IBAN, SSN or IP address found before
         candidate = m.group()
@@ -389,14 +457,15 @@ class PiiDetector:
     def hits(self, text: str) -> list[_Hit]:
         wanted = set(self.config.categories)
         taken: list[tuple[int, int]] = []
+        digits, capitals = digit_window(text), capitals_window(text)
         producers: list[tuple[str, Iterator[_Hit]]] = [
-            ("payment_card", _cards(text)),
-            ("iban", _ibans(text)),
-            ("us_ssn", _ssns(text)),
-            ("national_id", _national_ids(text)),
+            ("payment_card", _cards(text, digits)),
+            ("iban", _ibans(text, capitals)),
+            ("us_ssn", _ssns(text, digits)),
+            ("national_id", _national_ids(text, digits, capitals)),
             ("email", _emails(text)),
-            ("ip_address", _ips(text, self.config)),
-            ("phone", _phones(text, self.config, taken)),
+            ("ip_address", _ips(text, self.config, digits)),
+            ("phone", _phones(text, self.config, taken, digits)),
         ]
         found: list[_Hit] = []
         for category, produced in producers:
@@ -411,7 +480,12 @@ class PiiDetector:
     def detect(self, output: LLMOutput, context: ScreenContext) -> list[Flag]:
         # Cheap exit: every category needs a digit or an '@'.
         text = output.output_text
-        if "@" not in text and not any(ch.isdigit() for ch in text) and ":" not in text:
+        if (
+            "@" not in text
+            and ":" not in text
+            and not _DECIMAL.search(text)  # a fast first look for str.isdigit characters
+            and not any(ch.isdigit() for ch in text)
+        ):
             return []
         return [
             make_flag(self.name, h.category, h.severity, h.score, h.start, h.end, h.explanation)

@@ -11,7 +11,7 @@ import base64
 import binascii
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict
@@ -36,7 +36,36 @@ class _Pattern:
     label: str
     group: int = 0
     valid: Callable[[str], bool] | None = None
-    hints: tuple[str, ...] = ()  # lower-case literals one of which every match contains
+    # Cheap tests that skip the scan when it cannot match (a scan costs ~30x more).
+    # ``gate`` (case-sensitive patterns) finds a literal every match holds as written. It
+    # starts at an uncommon character of the literal ("-", "_", ":", "J", "q", "z", "A"),
+    # with a lookbehind for the characters before it, so that re skips ahead to a few
+    # candidates; all gates together make one quick first test that most texts fail.
+    gate: re.Pattern[str] | None = None
+    # ``hints`` (case-insensitive patterns): lower-case words, one of which str.lower(text)
+    # must hold. Every match holds one in some letter case, which only a _FOLDS_TO_ASCII
+    # character can hide: such texts keep this gate as it always was, the others may use
+    # the sharper ``narrow`` hints.
+    hints: tuple[str, ...] = ()
+    narrow: tuple[str, ...] = ()
+
+
+# Non-ASCII characters that case-fold onto ASCII letters: str.lower() turns U+0130 (capital
+# I with dot) and U+212A (Kelvin sign) into "i" plus a combining dot and "k", and
+# re.IGNORECASE also matches U+0131 (dotless i) with "i" and U+017F (long s) with "s".
+# Without them, an ASCII word is in str.lower(text) exactly when it is in the UTF-8 bytes
+# with their ASCII letters lower-cased (far cheaper), and so is every case-insensitive match
+# of it. (Same characters as national_ids.FOLDS_TO_ASCII.)
+_FOLDS_TO_ASCII = ("\u0130", "\u0131", "\u017f", "\u212a")
+
+
+def _words_in(text: str, words: frozenset[str], folds: bool) -> set[str]:
+    """The lower-case ASCII ``words`` found in ``text`` lower-cased (``folds``: see above)."""
+    if folds:
+        lowered = text.lower()
+        return {w for w in words if w in lowered}
+    ascii_lowered = text.encode().lower()
+    return {w for w in words if w.encode() in ascii_lowered}
 
 
 def _jwt_valid(token: str) -> bool:
@@ -75,7 +104,7 @@ _PATTERNS: tuple[_Pattern, ...] = (
         "critical",
         0.99,
         "Private key block",
-        hints=("private key",),
+        gate=re.compile("-----BEGIN "),
     ),
     _Pattern(
         "aws_access_key",
@@ -83,7 +112,7 @@ _PATTERNS: tuple[_Pattern, ...] = (
         "critical",
         0.98,
         "AWS access key id",
-        hints=("akia", "asia", "abia", "acca", "a3t"),
+        gate=re.compile("A(?:KIA|SIA|BIA|CCA|3T)"),
     ),
     _Pattern(
         "aws_secret_key",
@@ -104,7 +133,7 @@ _PATTERNS: tuple[_Pattern, ...] = (
         "critical",
         0.97,
         "API secret key (sk-)",
-        hints=("sk-",),
+        gate=re.compile("-(?<=sk-)"),
         valid=lambda v: bool(re.search(r"\d", v) and re.search(r"[A-Za-z]{2}", v[3:])),
     ),
     _Pattern(
@@ -113,7 +142,7 @@ _PATTERNS: tuple[_Pattern, ...] = (
         "critical",
         0.97,
         "Stripe secret key",
-        hints=("k_live_", "k_test_"),
+        gate=re.compile("_(?<=k_)(?:live|test)_"),
     ),
     _Pattern(
         "api_token",
@@ -121,7 +150,7 @@ _PATTERNS: tuple[_Pattern, ...] = (
         "critical",
         0.98,
         "GitHub token",
-        hints=("gho_", "ghp_", "ghu_", "ghs_", "ghr_", "github_pat_"),
+        gate=re.compile("_(?<=gh[pousr]_)|_(?<=github_)pat_"),
     ),
     _Pattern(
         "api_token",
@@ -129,7 +158,7 @@ _PATTERNS: tuple[_Pattern, ...] = (
         "critical",
         0.97,
         "Slack token",
-        hints=("xox",),
+        gate=re.compile("-(?<=xox[abposre]-)"),
     ),
     _Pattern(
         "api_token",
@@ -137,7 +166,7 @@ _PATTERNS: tuple[_Pattern, ...] = (
         "high",
         0.95,
         "Google API key",
-        hints=("aiza",),
+        gate=re.compile("z(?<=AIz)a"),
     ),
     _Pattern(
         "api_token",
@@ -145,7 +174,7 @@ _PATTERNS: tuple[_Pattern, ...] = (
         "critical",
         0.97,
         "GitLab token",
-        hints=("glpat-",),
+        gate=re.compile("-(?<=glpat-)"),
     ),
     _Pattern(
         "api_token",
@@ -153,7 +182,7 @@ _PATTERNS: tuple[_Pattern, ...] = (
         "critical",
         0.97,
         "Hugging Face or npm token",
-        hints=("hf_", "npm_"),
+        gate=re.compile("_(?<=hf_|pm_)"),
     ),
     _Pattern(
         "password",
@@ -161,7 +190,7 @@ _PATTERNS: tuple[_Pattern, ...] = (
         "high",
         0.9,
         "Password on a mysql command line",
-        hints=("mysql",),
+        gate=re.compile("q(?<=mysq)l"),
         group=1,
         valid=lambda v: len(v) >= 6,
     ),
@@ -171,7 +200,7 @@ _PATTERNS: tuple[_Pattern, ...] = (
         "high",
         0.93,
         "Password in a connection URL",
-        hints=("://",),
+        gate=re.compile("://"),
         group=1,
         valid=lambda v: not _PLACEHOLDER.match(v) and len(set(v)) >= 3,
     ),
@@ -194,7 +223,7 @@ _PATTERNS: tuple[_Pattern, ...] = (
         "high",
         0.95,
         "JSON Web Token",
-        hints=("eyj",),
+        gate=re.compile("J(?<=eyJ)"),
         valid=_jwt_valid,
     ),
     _Pattern(
@@ -209,6 +238,7 @@ _PATTERNS: tuple[_Pattern, ...] = (
         0.9,
         "Password or secret assignment",
         hints=("pass", "pwd", "secret", "key", "token"),
+        narrow=("pass", "pwd", "secret", "token", "api"),  # "key" is in "keep", "monkey"
         group=1,
         valid=_password_valid,
     ),
@@ -225,15 +255,30 @@ class SecretsDetector:
         self.patterns = tuple(
             p for p in _PATTERNS if self.config.passwords or p.category != "password"
         )
+        self._any_gate = re.compile(
+            "|".join(f"(?:{p.gate.pattern})" for p in self.patterns if p.gate is not None)
+        )
+        self._words = frozenset(w for p in self.patterns for w in p.narrow or p.hints)
+        self._folds_words = frozenset(w for p in self.patterns for w in p.hints)
+
+    def patterns_to_scan(self, text: str) -> Iterator[_Pattern]:
+        """The patterns, in order, but those that cheap tests prove cannot match ``text``."""
+        folds = any(map(text.__contains__, _FOLDS_TO_ASCII))
+        words = _words_in(text, self._folds_words if folds else self._words, folds)
+        any_gate = self._any_gate.search(text) is not None
+        for pattern in self.patterns:
+            if pattern.gate is not None and not (any_gate and pattern.gate.search(text)):
+                continue
+            hints = pattern.hints if folds else pattern.narrow or pattern.hints
+            if hints and words.isdisjoint(hints):
+                continue
+            yield pattern
 
     def detect(self, output: LLMOutput, context: ScreenContext) -> list[Flag]:
         text = output.output_text
-        lowered = text.lower()
         flags: list[Flag] = []
         taken: list[tuple[int, int]] = []
-        for pattern in self.patterns:
-            if pattern.hints and not any(map(lowered.__contains__, pattern.hints)):
-                continue  # a plain substring test is far cheaper than the regex scan
+        for pattern in self.patterns_to_scan(text):
             for m in pattern.regex.finditer(text):
                 group = pattern.group
                 if group < 0:  # the first alternative's group that matched
