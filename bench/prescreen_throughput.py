@@ -14,7 +14,7 @@ Also reports per-item detector time (sum over detectors, wall clock inside the s
 and CPU time of the pure ``screen`` in a quiet loop) and each detector's share. Prints a
 table and writes bench/results/prescreen_throughput.txt.
 
-    .venv/bin/python bench/prescreen_throughput.py [--items 3000] [--workers 2]
+    .venv/bin/python bench/prescreen_throughput.py [--items 6000] [--workers 2]
 """
 
 from __future__ import annotations
@@ -94,9 +94,9 @@ async def drain(hop: BatchHop, broker: Any, count: int, pids: list[int]) -> dict
     handler, bulk = hop.handler, hop.bulk
 
     def stamp(n: int) -> None:
-        now, used = time.perf_counter(), cpu_seconds(pids)
-        stamps.extend([now] * n)
-        cpu.extend([used] * n)
+        stamps.extend([time.perf_counter()] * n)
+        if len(cpu) == 0 or len(stamps) >= count:  # CPU read at the first and the last
+            cpu.append(cpu_seconds(pids))
 
     async def timed(event: Any) -> Any:
         result = await handler(event)
@@ -121,14 +121,15 @@ async def drain(hop: BatchHop, broker: Any, count: int, pids: list[int]) -> dict
         await broker.stop()
     if len(stamps) < 2:
         raise RuntimeError(f"only {len(stamps)} of {count} records handled")
-    first = stamps.index(stamps[-1]) if stamps[0] == stamps[-1] else 0
-    elapsed = stamps[-1] - stamps[first]
+    # from the end of the first batch to the end of the last: items after the first batch
+    elapsed = stamps[-1] - stamps[0]
+    after_first = len(stamps) - stamps.count(stamps[0])
     return {
         "handled": len(stamps),
         "seconds": elapsed,
-        "rate": (len(stamps) - 1) / elapsed,
+        "rate": after_first / elapsed,
         # CPU of the hop's processes per item: what it costs, whatever else loads the machine
-        "cpu_ms": (cpu[-1] - cpu[0]) / (len(cpu) - 1) * 1000,
+        "cpu_ms": (cpu[-1] - cpu[0]) / after_first * 1000,
     }
 
 
@@ -221,33 +222,45 @@ def detector_cpu(outputs: list[LLMOutput]) -> dict[str, float]:
 
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--items", type=int, default=3000)
+    parser.add_argument("--items", type=int, default=6000)
     parser.add_argument(
         "--workers", type=int, default=os.cpu_count() or 1, help="detector worker processes"
     )
+    parser.add_argument("--rounds", type=int, default=3, help="scenario rounds (medians)")
     args = parser.parse_args()
     outputs = outputs_2kb(args.items)
     size = statistics.mean(len(o.to_bytes()) for o in outputs)
-    passthrough = await scenario("passthrough", outputs)
-    inline = await scenario("inline", outputs, workers=0)
-    pooled = await scenario("pooled", outputs, workers=args.workers)
+    names = ("passthrough", "inline", "pooled")
+    runs: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
+    for _ in range(args.rounds):  # interleaved, so a noisy moment hits every scenario
+        runs["passthrough"].append(await scenario("passthrough", outputs))
+        runs["inline"].append(await scenario("inline", outputs, workers=0))
+        runs["pooled"].append(await scenario("pooled", outputs, workers=args.workers))
     cpu = detector_cpu(outputs)
-    rows = [
-        ("passthrough (decode, publish)", passthrough),
-        ("prescreen, detectors inline", inline),
-        (f"prescreen, {args.workers} detector workers", pooled),
-    ]
+    labels = {
+        "passthrough": "passthrough (decode, publish)",
+        "inline": "prescreen, detectors inline",
+        "pooled": f"prescreen, {args.workers} detector workers",
+    }
     lines = [
         f"Prescreen throughput: {args.items} LLM outputs of {TEXT_CHARS} chars "
-        f"(~{size / 1024:.1f} KB events), 4 partitions, one consumer, fresh Tansu per scenario",
+        f"(~{size / 1024:.1f} KB events), 4 partitions, one consumer, fresh Tansu per "
+        f"scenario; medians of {args.rounds} interleaved rounds",
         "",
-        f"{'scenario':<36}{'items/s':>9}{'vs pass':>9}{'seconds':>9}{'CPU ms/item':>13}",
+        f"{'scenario':<36}{'items/s':>9}{'vs pass':>9}{'CPU ms/item':>13}   ratio per round",
     ]
-    for label, r in rows:
+    for name in names:
+        rates = [r["rate"] for r in runs[name]]
+        ratios = [
+            r["rate"] / p["rate"] for r, p in zip(runs[name], runs["passthrough"], strict=True)
+        ]
         lines.append(
-            f"{label:<36}{r['rate']:>9.0f}{r['rate'] / passthrough['rate']:>9.1%}"
-            f"{r['seconds']:>9.2f}{r['cpu_ms']:>13.3f}"
+            f"{labels[name]:<36}{statistics.median(rates):>9.0f}"
+            f"{statistics.median(ratios):>9.1%}"
+            f"{statistics.median(r['cpu_ms'] for r in runs[name]):>13.3f}   "
+            + " ".join(f"{x:.0%}" for x in ratios)
         )
+    inline = runs["inline"][-1]
     lines += [
         "(target: prescreen >= 50 % of the passthrough; CPU counts the consumer process and"
         " its workers)",
