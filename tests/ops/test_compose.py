@@ -14,6 +14,7 @@ import jsonschema_rs
 import pytest
 import yaml
 
+from hitl_prescreen.config import PrescreenEnv
 from hitl_shared.settings import Settings
 
 pytestmark = pytest.mark.unit
@@ -21,6 +22,7 @@ ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
 SCHEMA = ROOT / "deploy" / "compose-spec.json"  # Compose Specification JSON schema
 CONSUMERS = ("prescreen", "router", "feedback")
+PRESCREEN_FIELDS = set(PrescreenEnv.model_fields)
 HITL_SERVICES = {
     "prescreen": "hitl_prescreen",
     "router": "hitl_router",
@@ -82,13 +84,20 @@ def test_every_hitl_variable_is_a_setting_with_a_valid_value(compose):
     for name, svc in _services(compose).items():
         env = svc.get("environment") or {}
         hitl = {k: v for k, v in env.items() if k.startswith("HITL_")}
-        unknown = {k for k in hitl if k.removeprefix("HITL_").lower() not in fields}
+        own = {k: v for k, v in hitl.items() if k.startswith("HITL_PRESCREEN_")}
+        shared = {k: v for k, v in hitl.items() if k not in own}
+        unknown = {k for k in shared if k.removeprefix("HITL_").lower() not in fields}
+        unknown |= {
+            k for k in own if k.removeprefix("HITL_PRESCREEN_").lower() not in PRESCREEN_FIELDS
+        }
         assert not unknown, f"{name}: not settings: {unknown}"
+        assert not own or name == "prescreen", f"{name}: prescreen settings {own}"
         values = {
             k.removeprefix("HITL_").lower(): ("x" * 32 if "${" in str(v) else v)
-            for k, v in hitl.items()
+            for k, v in shared.items()
         }
         Settings(**values)  # raises on a value the service would refuse at start
+        PrescreenEnv(**{k.removeprefix("HITL_PRESCREEN_").lower(): v for k, v in own.items()})
 
 
 def test_consumer_services_scale_with_health_checks_and_restarts(compose):
