@@ -17,6 +17,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_stack_runner_starts_every_service_and_routes_demo_items(redis_url):
     env = {**os.environ, "HITL_REDIS_URL": redis_url}
     env.pop("HITL_KAFKA_BOOTSTRAP", None)
+    env["HITL_PRESCREEN_WORKERS"] = "2"  # what `make run` gives the prescreen on two CPUs
     done = subprocess.run(
         [sys.executable, "scripts/run_stack.py", "--smoke", "25", "--port", "0", "--rate", "100"],
         cwd=ROOT,

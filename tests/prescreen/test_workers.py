@@ -4,9 +4,12 @@ on a real broker."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
+import sys
 from functools import partial
+from pathlib import Path
 
 import pytest
 
@@ -123,3 +126,57 @@ async def test_the_service_screens_with_worker_processes(settings, redis, unique
     assert {"4111 1111 1111 1111", "jane@example.com"} <= covered
     assert any(f["category"] == "known_edge_case" for f in screened[f"kb-{unique}"]["flags"])
     assert not any(r["detector_errors"] for r in records)
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(stat[1]) == pid and stat[0] != "Z":
+                found.append(int(entry))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.integration
+async def test_workers_end_when_the_service_process_is_killed(settings):
+    env = {
+        **os.environ,
+        "HITL_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
+        "HITL_REDIS_URL": settings.redis_url,
+        "HITL_TOPIC_PREFIX": settings.topic_prefix,
+        "HITL_REDIS_PREFIX": settings.redis_prefix,
+        "HITL_PRESCREEN_WORKERS": "2",
+    }
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "hitl_prescreen", env=env, stderr=asyncio.subprocess.DEVNULL
+    )
+    try:
+        workers: list[int] = []
+        async with asyncio.timeout(60):
+            while len(workers) < 2:  # the pool's workers (plus its resource tracker)
+                await asyncio.sleep(0.2)
+                workers = [p for p in _children(process.pid) if "spawn_main" in _cmdline(p)]
+    finally:
+        process.kill()  # SIGKILL: no clean shutdown of the pool
+        await process.wait()
+    async with asyncio.timeout(10):
+        while any(_alive(pid) for pid in workers):  # noqa: ASYNC110 - polling /proc
+            await asyncio.sleep(0.1)
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""

@@ -14,6 +14,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import multiprocessing
+import multiprocessing.connection
+import os
+import threading
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -103,6 +106,16 @@ _state: _WorkerState | None = None
 def _start_worker(config: PrescreenConfig) -> None:
     global _state
     _state = _WorkerState(config)
+    threading.Thread(target=_exit_with_parent, name="parent-watch", daemon=True).start()
+
+
+def _exit_with_parent() -> None:
+    """End this worker when the service process is gone, even killed: the pool's queues
+    are shared with the workers, so they would never see an end-of-file and live on."""
+    parent = multiprocessing.parent_process()
+    if parent is not None:
+        multiprocessing.connection.wait([parent.sentinel])
+        os._exit(0)
 
 
 def _ready() -> bool:
