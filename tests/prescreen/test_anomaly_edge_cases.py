@@ -274,6 +274,37 @@ def test_similar_finds_what_scoring_every_candidate_finds(cases, text, threshold
     assert index.similar(text, threshold) == _reference_similar(index, text, threshold)
 
 
+_WORD_POOL = [
+    "w1", "w2", "w3", "W4", "the", "caf\u00e9", "Caf\u00e9", "na\u00efve", "\u00e9", "\u2014",
+    "\U0001f60a", "\u60a8\u597d\uff01", "\u03a3\u03c3", "\u0130stanbul", "x_y", "42", "it's",
+]  # fmt: skip
+_WORD_OR_NUMBERED = st.one_of(st.sampled_from(_WORD_POOL), st.integers(0, 300).map("v{}".format))
+
+
+def _sentence(max_words: int) -> st.SearchStrategy[str]:
+    count = st.integers(0, max_words)
+    words = count.flatmap(lambda n: st.lists(_WORD_OR_NUMBERED, min_size=n, max_size=n))
+    return words.map(lambda ws: " ".join(ws).replace(" \u2014 ", "\u2014"))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_sentence(12), min_size=1, max_size=6), _sentence(200), st.data())
+def test_word_count_from_below_implies_the_length_shortcut(cases, text, data):
+    index = EdgeCaseIndex.build([EdgeCase(f"c{n}", t) for n, t in enumerate(cases)])
+    threshold = data.draw(st.sampled_from([0.2, 0.5, 0.9]))
+    head = data.draw(st.one_of(st.just(len(text.encode()) + 1), st.integers(0, len(text) + 1)))
+    if index._too_many_words(text, head, threshold):
+        assert index._too_long(words(text), threshold)
+    assert index.similar(text, threshold) == _reference_similar(index, text, threshold)
+
+
+def test_word_count_from_below_is_told_without_words(monkeypatch):
+    index = EdgeCaseIndex.build([EdgeCase("short", "your refund will appear within five days")])
+    long = " ".join(f"w{n}" if n % 7 else f"w\u00f6rd{n} caf\u00e9" for n in range(400))
+    monkeypatch.setattr(edge_cases, "words", None)  # would raise if called
+    assert index.similar(long, 0.5) == []
+
+
 def test_length_shortcut_counts_only_words_that_start_a_shingle():
     # 4 shingles against the case's 2, 2 shared: 2/4 reaches 0.5 exactly. The text's last
     # two words start no shingle, so they must not count towards its length.

@@ -8,7 +8,21 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from hitl_prescreen.detectors.claims import _DATE, _NUMBER, ClaimsDetector, _dates, _Spans
+from hitl_prescreen.detectors.base import EMPTY_CONTEXT, make_flag
+from hitl_prescreen.detectors.claims import (
+    _CODE,
+    _COMMON,
+    _DATE,
+    _ENTITY,
+    _FIGURE_OR_NAME,
+    _NUMBER,
+    _QUOTE,
+    ClaimsConfig,
+    ClaimsDetector,
+    _dates,
+    _normalise,
+    _Spans,
+)
 from hitl_prescreen.detectors.confidence import (
     _HEDGE_HINTS,
     _NOT_PLAIN,
@@ -16,8 +30,8 @@ from hitl_prescreen.detectors.confidence import (
     ConfidenceDetector,
     _may_hedge,
 )
-from hitl_shared.events import ContextDocument
-from tests.prescreen.helpers import run, spans
+from hitl_shared.events import ContextDocument, Flag, LLMOutput
+from tests.prescreen.helpers import near_phrase, output, run, spans
 
 pytestmark = pytest.mark.unit
 CLAIMS = ClaimsDetector()
@@ -67,25 +81,6 @@ def test_low_confidence_and_logprobs():
 
 
 # --- fast paths against the plain implementations they replace ---------------------------
-
-# Stand-ins that re.IGNORECASE or \s accept, and cases to vary
-_SWAPS = {"i": "iI\u0130\u0131", "s": "sS\u017f", "k": "kK\u212a", "e": "eE\u00e9", "5": "5\u0665"}
-_GAPS = [" ", " ", " ", "", "  ", "\n", "\t", "\x1c", " \n ", "\xa0", "\u2003", "\u3000"]
-
-
-@st.composite
-def near_phrase(draw: st.DrawFn, seeds: list[str]) -> str:
-    """One of ``seeds`` with its spaces, cases and some letters varied, amid other text."""
-    out = [draw(st.sampled_from(["", "Sure. ", "\U0001f60a ", "Well,", "x"]))]
-    for ch in draw(st.sampled_from(seeds)):
-        if ch == " ":
-            out.append(draw(st.sampled_from(_GAPS)))
-        elif draw(st.integers(0, 9)) == 0:
-            out.append(draw(st.sampled_from(_SWAPS.get(ch.lower(), ch.swapcase()))))
-        else:
-            out.append(ch)
-    return "".join(out) + draw(st.sampled_from(["", ".", " but", "ly", "\u00e9"]))
-
 
 _FIRST_NUMBER = re.compile(  # _NUMBER as first written, an alternation on the first char
     r"(?:[$€£¥](?<![\w.][$€£¥])\d|\d(?<![\w.$€£¥]\d))"
@@ -151,6 +146,126 @@ def test_overlapping_candidates_keep_the_first_flagged():
         ("unsupported_number", "3,000"),
         ("unsupported_entity", "Acme"),
     ]
+
+
+# Figures, names and the rest of what claims look at, to be joined at random.
+_CLAIM_BITS = [
+    "Harbor Clean Energy Fund", "Tomasz Nowak", "Acme Widgets Corp", "Acme", "The", "It",
+    "Its", "Your", "Settings", "KeyError", "ACME", "IMPORTANT", "HCEF", "O'Brien",
+    "Jean-Luc", "Bank of England", "Caf\u00e9", "Sure", "Hi Tomasz", "Nowak\u2019s",
+    "$500", "$1,250", "0.55%", "1,500", "1500", "34%", "45 bn", "12k", "3 out of 7", "2019",
+    "2024", "7", "\u20ac20", "\u00a35.5m", "\u0663\u0664", "v2.3", "x10", "1.", ",5",
+    "March 3, 2019", "June 12, 2024", "2024-03-05", "5th March 2024", "Sept 2023",
+    '"this fund can never lose money"', "\u201cwe guarantee a fixed return\u201d",
+    '"x = f(y) for all"', '"Tomasz Nowak promised 12% a year"',
+]  # fmt: skip
+_CLAIM_GAPS = [
+    " ", " ", ". ", ", ", "\t", "\n", " (", ") ", " *", "-", "'", " \U0001f60a ", "\u3000",
+]  # fmt: skip
+claim_text = st.lists(
+    st.one_of(st.sampled_from(_CLAIM_BITS), st.sampled_from(_CLAIM_GAPS)), max_size=30
+).map("".join)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.one_of(claim_text, number_text))
+def test_figures_and_names_in_one_scan_are_those_of_the_two_scans(text):
+    both = [m.span() for m in _FIGURE_OR_NAME.finditer(text)]
+    names = [span for span in both if "A" <= text[span[0]] <= "Z"]
+    assert names == [m.span() for m in _ENTITY.finditer(text)]
+    assert [span for span in both if span not in names] == [
+        m.span() for m in _NUMBER.finditer(text)
+    ]
+
+
+def _plain_claims(detector: ClaimsDetector, item: LLMOutput) -> list[Flag]:
+    """ClaimsDetector.detect as first written: every scan over the whole text, every
+    figure and name judged afresh, every flag checked against all flagged before."""
+    if not item.context:
+        return []
+    text = item.output_text
+    corpus = _normalise(" ".join((*(d.text for d in item.context), item.prompt)))
+    numbers = {
+        n.group().lstrip("$€£¥").replace(",", "").rstrip("%").strip()
+        for n in _FIRST_NUMBER.finditer(corpus)
+    }
+    flags: list[Flag] = []
+
+    def add(start: int, end: int, category: str, score: float, why: str) -> None:
+        if not any(start < f.end and f.start < end for f in flags):
+            flags.append(make_flag("claims", category, "medium", score, start, end, why))
+
+    for m in _QUOTE.finditer(text):
+        quoted = m.group(1)
+        if len(quoted.split()) < 3 or _CODE.search(quoted):
+            continue
+        if _normalise(quoted) not in corpus:
+            add(m.start(), m.end(), "unsupported_quote", 0.7, "Quoted statement not in context")
+    for m in _DATE.finditer(text):
+        if _normalise(m.group()) not in corpus:
+            add(m.start(), m.end(), "unsupported_date", 0.65, f"Date '{m.group()}' not in context")
+    for m in _FIRST_NUMBER.finditer(text):
+        raw = m.group()
+        value = raw.lstrip("$€£¥").replace(",", "").rstrip("%kmbn ").strip()
+        if value in numbers:
+            continue
+        try:
+            magnitude = float(value)
+        except ValueError:
+            continue
+        plain = raw == value and "." not in raw
+        if plain and magnitude < detector.config.min_number:
+            continue
+        if plain and 1900 <= magnitude <= 2100 and _normalise(raw) in corpus:
+            continue
+        add(m.start(), m.end(), "unsupported_number", 0.6, f"Figure '{raw}' not in context")
+    if detector.config.entities and item.language.lower().startswith("en"):
+        for m in _ENTITY.finditer(text):
+            name = m.group()
+            if name in _COMMON:
+                continue
+            if text[m.end() : m.end() + 1] in ("'", "\u2019"):
+                continue
+            words = name.split()
+            while words and words[0] in _COMMON:
+                words.pop(0)
+            if not words:
+                continue
+            entity = " ".join(words)
+            start = m.end() - len(entity) if name.endswith(entity) else m.start()
+            if len(words) == 1 and (
+                len(entity) < 3
+                or entity.lower() in detector.vocabulary
+                or ClaimsDetector._sentence_start(text, start)
+            ):
+                continue
+            if _normalise(entity) not in corpus:
+                why = f"Name '{entity[:60]}' not in context"
+                add(start, start + len(entity), "unsupported_entity", 0.5, why)
+    return sorted(flags, key=lambda f: f.start)
+
+
+# Kept across examples, as in the service: each remembers verdicts on many documents.
+DETECTORS = [
+    ClaimsDetector(config, vocabulary=CLAIMS.vocabulary)
+    for config in (ClaimsConfig(), ClaimsConfig(min_number=0), ClaimsConfig(entities=False))
+]
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    text=claim_text,
+    documents=st.lists(claim_text, min_size=1, max_size=2),
+    prompt=claim_text,
+    detector=st.sampled_from(DETECTORS),
+    language=st.sampled_from(["en", "en-GB", "de"]),
+)
+def test_claims_are_those_of_the_plain_detector(text, documents, prompt, detector, language):
+    context = tuple(ContextDocument(doc_id=f"d{n}", text=d) for n, d in enumerate(documents))
+    item = output(text, context=context, prompt=prompt, language=language)
+    expected = _plain_claims(detector, item)
+    assert detector.detect(item, EMPTY_CONTEXT) == expected
+    assert detector.detect(item, EMPTY_CONTEXT) == expected  # from remembered verdicts
 
 
 _HEDGE_SEEDS = [

@@ -5,13 +5,13 @@ from __future__ import annotations
 import re
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from hitl_prescreen.detectors import pii
+from hitl_prescreen.detectors.base import FOLDS_TO_ASCII
 from hitl_prescreen.detectors.national_ids import (
     CONTEXT_WINDOW,
-    FOLDS_TO_ASCII,
     SCHEMES,
     national_ids,
 )
@@ -183,6 +183,11 @@ PIECES = [
     "B\u017fN 111222333",
     "U\u0130DA\u0130 2345 6789 0124",
     "\u0131nsee 2 95 10 99 126 111 93",
+    "2001:db8::8a2e:370:7334",
+    "fe80::1",
+    "1:2:3:4:5:6:7:8",
+    "1.2.3.4567",
+    "12 34 56 78 90 12 34",
 ]
 TEXTS = st.lists(
     st.one_of(
@@ -214,6 +219,9 @@ def test_windows_hold_every_match(text):
     for regex in CAPITAL_SCANS:
         assert _matches(regex, text, capitals) == _matches(regex, text, whole), regex.pattern
     assert _matches(pii._EMAIL, text, pii.email_window(text)) == _matches(pii._EMAIL, text, whole)
+    if pii.may_hold_ipv6(text):
+        ipv6 = pii.ipv6_window(text)
+        assert _matches(pii._IPV6, text, ipv6) == _matches(pii._IPV6, text, whole)
     # Phone-shaped runs of too few digits may be cut differently, validated phones may not.
     config = PiiConfig()
     assert list(pii._phones(text, config, [], digits)) == list(pii._phones(text, config, [], whole))
@@ -272,3 +280,64 @@ def test_folds_to_ascii_holds_every_character_a_hint_letter_matches_otherwise():
         if ch.lower() != letter
     }
     assert odd <= set(FOLDS_TO_ASCII)
+
+
+# --- PiiDetector.hits against the plain forms of its shortcuts. ---
+
+# Digit runs of every shape: separators, dotted quads, runs just too short, other digits
+RUNS = st.text(alphabet="0123456789 .-/()\u0663\uff11ABx:", max_size=40)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(text=st.one_of(TEXTS, RUNS))
+@example("1.2.3.45678 9")  # a dotted quad ending mid-run
+@example("1.2.3.4.5.6")  # six digits: a run, not a dotted quad
+@example("AB12 CD 1234567")
+def test_one_scan_finds_what_the_digit_run_and_capitals_scans_find(text):
+    whole = (0, len(text))
+    landmarks = list(pii._LANDMARKS.finditer(text))
+    runs = [m.span() for m in landmarks if m.lastgroup is None]
+    capitals = [m.span() for m in landmarks if m.lastgroup == "capitals"]
+    assert runs == _matches(pii._DIGIT_RUN, text, whole)
+    assert capitals == _matches(pii._CAPITALS, text, whole)
+    assert pii.windows(text) == (pii.digit_window(text), pii.capitals_window(text))
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=st.one_of(TEXTS, st.text(alphabet=":a0 \n", max_size=20)))
+def test_ipv6_gate_is_the_plain_check(text):
+    assert pii.may_hold_ipv6(text) == ("::" in text or text.count(":") >= 7)
+
+
+def _hits_of_every_producer(detector: PiiDetector, text: str) -> list[pii._Hit]:
+    """PiiDetector.hits as first written: every producer, over the whole text."""
+    whole = (0, len(text))
+    config, taken = detector.config, []
+    producers = [
+        ("payment_card", pii._cards(text, whole)),
+        ("iban", pii._ibans(text, whole)),
+        ("us_ssn", pii._ssns(text, whole)),
+        ("national_id", pii._national_ids(text, whole, whole)),
+        ("email", pii._emails(text, whole)),
+        ("ip_address", pii._ips(text, config, whole, whole)),
+        ("phone", pii._phones(text, config, taken, whole)),
+    ]
+    found = []
+    for category, produced in producers:
+        if category not in config.categories:
+            continue
+        for hit in produced:
+            if not pii._overlaps(hit, taken):
+                taken.append((hit.start, hit.end))
+                found.append(hit)
+    return sorted(found, key=lambda h: h.start)
+
+
+ONLY_SOME = PiiDetector(PiiConfig(categories=("iban", "email", "phone")))
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(text=TEXTS)
+def test_hits_are_those_of_every_producer_over_the_whole_text(text):
+    assert PII.hits(text) == _hits_of_every_producer(PII, text)
+    assert ONLY_SOME.hits(text) == _hits_of_every_producer(ONLY_SOME, text)

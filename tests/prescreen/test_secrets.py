@@ -5,10 +5,10 @@ from __future__ import annotations
 import re
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from hitl_prescreen.detectors import secrets as secrets_module
+from hitl_prescreen.detectors.base import FOLDS_TO_ASCII, is_plain
 from hitl_prescreen.detectors.secrets import SecretsConfig, SecretsDetector
 from tests.prescreen.helpers import run, spans
 
@@ -91,7 +91,7 @@ def test_passwords_can_be_switched_off():
 
 # --- The cheap tests that skip scans must never skip one that could match. ---
 
-FOLDS = secrets_module._FOLDS_TO_ASCII
+FOLDS = FOLDS_TO_ASCII
 TOKENS = [
     "AKIAIOSFODNN7EXAMPLE",
     "A3TX",
@@ -184,3 +184,70 @@ def test_folds_to_ascii_holds_every_character_that_lowers_or_matches_like_ascii(
 )
 def test_text_with_folding_characters_is_gated_as_before(text, expected):
     assert spans(SECRETS, text) == expected
+
+
+# --- The scans must find exactly what a scan of the whole text finds. ---
+
+# Tokens and their pieces glued to each other and to characters the gates and lookbehinds
+# look at, so that matches start right after, inside or around others.
+GLUED = st.lists(
+    st.one_of(
+        st.sampled_from(TOKENS),
+        ASSIGNMENT,
+        st.sampled_from(["sk-", "k_", "gh", "_pat_", "xox", "AIza", "A", "-", "_", "B", "EGIN "]),
+        st.text(alphabet="aAkKsS_-:/.= '\"`09\n\u00e9\u0131\U0001f60a", max_size=4),
+    ),
+    max_size=10,
+).map("".join)
+
+
+@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(text=st.one_of(TEXTS, GLUED))
+# Matches that start as far before their gate or anchor as the pattern allows (its lead).
+@example(text="AWS" + "x" * 24 + "secret: wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPL3KEY")
+@example(text="a" + "b" * 20 + "://admin:Hunter2xyz@db.example.com")
+@example(text="client_secret=Zx81kfjQ0p, access-token: Zx81kfjQ0q and github_pat_" + "a" * 22)
+def test_scans_find_what_a_scan_of_the_whole_text_finds(text):
+    for pattern, matches in SECRETS.scans(text):
+        expected = [(m.span(), m.groups()) for m in pattern.regex.finditer(text)]
+        assert [(m.span(), m.groups()) for m in matches] == expected, pattern.label
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(text=st.one_of(TEXTS, GLUED))
+@example(text="sk-----BEGIN RSA PRIVATE KEY----- AKIAKIA ghp_pat_ sk_live_")
+def test_the_gates_alternation_shows_every_gate_in_the_text(text):
+    found = {m.lastgroup for m in SECRETS._any_gate.finditer(text)}
+    expected = {
+        name
+        for name, p in zip(SECRETS._gate_names, SECRETS.patterns, strict=True)
+        if p.gate is not None and p.gate.search(text)
+    }
+    assert found == expected
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=st.one_of(TEXTS, GLUED), folds=st.booleans())
+def test_words_are_found_as_a_plain_search_finds_them(text, folds):
+    words = SECRETS._folds_words if folds else SECRETS._words
+    lowered = text.lower() if folds else text.encode().lower().decode()
+    found = words.in_text(text, folds, text.encode())
+    assert found == {w for w in words.words if w in lowered}
+
+
+def test_many_possible_starts_fall_back_to_one_scan():
+    text = " ".join(["secret"] * 40) + " aws secret: wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPL3KEY"
+    scans = dict(SECRETS.scans(text))
+    aws = next(p for p in scans if p.category == "aws_secret_key")
+    assert [m.span() for m in scans[aws]] == [m.span() for m in aws.regex.finditer(text)]
+    assert spans(SECRETS, text) == [("aws_secret_key", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPL3KEY")]
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=st.one_of(TEXTS, GLUED, st.text(max_size=30)))
+@example(text="\u0130\u0131\u017f\u212a")
+def test_the_byte_test_for_folding_characters_is_the_plain_one(text):
+    assert is_plain(text, text.encode()) == (not any(c in text for c in FOLDS))
+    for c in FOLDS:  # each one alone, and among other characters of the same blocks
+        for t in (c, f"\u0100{c}\u2129", f"x{c}y"):
+            assert not is_plain(t, t.encode())

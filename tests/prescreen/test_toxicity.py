@@ -14,12 +14,13 @@ from profanity_check import predict_prob
 
 from hitl_prescreen.config import load_config
 from hitl_prescreen.detectors import toxicity
-from hitl_prescreen.detectors.base import make_flag
+from hitl_prescreen.detectors.base import FOLDS_TO_ASCII, is_plain, make_flag
 from hitl_prescreen.detectors.profanity_model import (
     MAX_CODE,
     STOP_CODE,
     TOKEN,
     SentenceGate,
+    _at_least,
     ascii_view,
     load_model,
 )
@@ -150,6 +151,9 @@ _PIECES = [
     "crap", "orders", "item", "how to kill yourself", "\u0130 HOW TO KILL YOURSELF",
     "how to \u212aill yourself", "Ways to end your life", "ways to end your lifetime",
     "guaranteed returns", "Guaranteed Returns!", "kill yourself", "hell", "what the hell",
+    "risk-free investment", "Risk free  investment", "can't lose money", "cant lose money",
+    "no need to see a doctor", "see a doctor", "how to kill your\u017felf", "money", "you\u017f",
+    "\u03a3\u03a3", "O\u03a3.", "\u03c3",
 ]  # fmt: skip
 _SEPARATORS = [
     " ", "  ", ". ", "! ", "? ", "\n", "", ", ", "...", "?!", " \u2014 ", "\t", "\u00a0",
@@ -222,7 +226,7 @@ def _reference_detect(det, text, app="support-bot"):
     for key in (toxicity.ALL_APPS, app):
         pattern = det._patterns.get(key)
         for m in pattern.finditer(text) if pattern else ():
-            category = det._terms[key][m.group().lower()]
+            category = toxicity._category_of(det._terms[key], m.group())
             why = f"Prohibited for {app}: {category.replace('_', ' ')}"
             flags.append(make_flag(name, category, "high", 0.9, m.start(), m.end(), why))
     return flags
@@ -233,13 +237,17 @@ def test_the_shortcuts_flag_exactly_what_the_plain_computation_flags():
         prohibited={
             "*": {"self_harm": ["how to kill yourself", "ways to end your life"]},
             "finance-advisor": {"financial_guarantee": ["guaranteed returns", "what?"]},
+            "health-assistant": {
+                "overpromise": ["risk-free investment", "can't lose money", "see a doctor"]
+            },
         }
     )
+    apps = ("support-bot", "finance-advisor", "health-assistant")
     texts = _random_texts(1500, seed=7)
     for threshold in (0.8, 0.5):
         det = ToxicityDetector(config.model_copy(update={"threshold": threshold}))
         for n, text in enumerate(texts):
-            app = "finance-advisor" if n % 2 else "support-bot"
+            app = apps[n % 3]
             assert run(det, text, app=app) == _reference_detect(det, text, app), text
 
 
@@ -281,7 +289,7 @@ def test_the_gate_keeps_every_sentence_that_may_reach_the_threshold():
             lowered = text.lower()
             if len(lowered) != len(text):
                 continue  # the detector does not use the gate then
-            view = ascii_view(lowered)
+            view = ascii_view(text)
             stretches = gate.stretches(view, gate.word_codes(view.words))
             for sentence in toxicity._SENTENCE.finditer(text):
                 counts = Counter(TOKEN.findall(lowered[sentence.start() : sentence.end()]))
@@ -313,12 +321,12 @@ def test_the_gate_counts_vocabulary_terms_that_are_not_ascii(wide):
     text = f"Fine. {' '.join(words)} {wide}. Fine."
     counts = Counter(TOKEN.findall(text.lower()))
     assert model.may_reach(counts, threshold)
-    view = ascii_view(text.lower())
+    view = ascii_view(text)
     sentence_start = 6
     kept = gate.stretches(view, gate.word_codes(view.words))
     assert any(a <= sentence_start < b for a, b in kept)
     # ... and only thanks to the term: without it the stretch would be dropped.
-    blind = SentenceGate({**gate.codes, b"beyonc": 0, b"jos": 0}, gate.need, (), {}, {}, 0.0)
+    blind = SentenceGate({**gate.codes, b"beyonc": 0, b"jos": 0}, gate.need, (), {}, 0.0)
     assert not any(
         a <= sentence_start < b for a, b in blind.stretches(view, blind.word_codes(view.words))
     )
@@ -328,11 +336,11 @@ def test_the_insult_shortcuts_find_what_the_plain_search_finds():
     det = ToxicityDetector()
     for text in _random_texts(1500, seed=13):
         lowered = text.lower()
-        view = ascii_view(lowered)
+        view = ascii_view(text)
         marks = bytes(map(det._marks.get, view.words, repeat(toxicity._ODD)))
         odd = b" ".join(set(compress(view.words, marks.translate(toxicity._IS_ODD))))
         has_hint = any(hint in lowered for hint in toxicity._INSULT_HINTS)
-        assert toxicity._has_hint(view.encoded, odd) == has_hint, text
+        assert toxicity._has_hint(view, odd) == has_hint, text
         exact_only = any(c in text for c in "\u017f\u0131\u0130")
         spans = [m.span() for m in toxicity._insult_matches(text, view.encoded, odd, exact_only)]
         assert spans == [m.span() for m in toxicity._TARGETED_INSULT.finditer(text)], text
@@ -363,3 +371,100 @@ def test_a_prohibited_term_written_with_a_dotted_capital_i_is_flagged_under_its_
     text = "Here is HOW TO K\u0130LL YOURSELF, said nobody."
     flags = [f for f in run(detector, text) if f.category == "self_harm_instructions"]
     assert [text[f.start : f.end] for f in flags] == ["HOW TO K\u0130LL YOURSELF"]
+
+
+# The shortcuts of the second pass, each against what it replaces.
+
+_ALL_CHARACTERS = "".join(map(chr, range(sys.maxunicode + 1)))
+
+
+def test_encoding_the_text_then_lower_casing_the_bytes_is_the_lower_cased_text_encoded():
+    """What lets ascii_view skip str.lower(), for every code point (see _LOWERS_TO_ASCII)."""
+    others = _ALL_CHARACTERS.replace("\u0130", "").replace("\u212a", "")
+    plain = others.encode("ascii", "replace").lower()
+    assert plain == others.lower().encode("ascii", "replace")
+    producers = [c for c in _ALL_CHARACTERS if c.lower() != c]
+    made = "".join(c.lower() for c in producers)
+    # Only U+0130 makes a combining dot; nothing else makes the long s or the dotless i.
+    assert not {"\u017f", "\u0131"} & set(made)
+    assert [c for c in producers if "\u0307" in c.lower()] == ["\u0130"]
+
+
+def test_lower_casing_is_per_character_but_for_capital_sigma():
+    """What lets _score lower-case a sentence on its own (without a capital sigma)."""
+    others = _ALL_CHARACTERS.replace("\u03a3", "")
+    assert "".join(map(str.lower, others)) == others.lower()
+    assert "A\u03a3".lower() != "a" + "\u03a3".lower()  # why sigma is left out
+
+
+def _plain_view(text: str) -> tuple[str, bytes, bytes, list[bytes], bool]:
+    lowered = text.lower()
+    encoded = lowered.encode("ascii", "replace")
+    word = "abcdefghijklmnopqrstuvwxyz0123456789_"
+    flat = bytes(
+        c if chr(c) in word else 0x2E if chr(c) in ".!\n" else 0x09 if c == 0x3F else 0x20
+        for c in encoded
+    )
+    plain = not any(c in text for c in FOLDS_TO_ASCII)
+    return lowered, encoded, flat, flat.replace(b".", b" . ").split(), plain
+
+
+def test_ascii_view_is_the_lower_cased_text_encoded():
+    for text in [*_random_texts(800, seed=19), *_PIECES, "K\u0130LL \u212aill", ""]:
+        view = ascii_view(text)
+        lowered, encoded, flat, words, plain = _plain_view(text)
+        assert (view.lower(), view.encoded, view.flat, view.words) == (
+            lowered,
+            encoded,
+            flat,
+            words,
+        ), text
+        assert view.plain == plain
+        assert view.same_length == (len(lowered) == len(text))
+
+
+def test_the_byte_test_for_folding_characters_is_the_plain_one():
+    for text in [*_random_texts(300, seed=31), *_PIECES, *FOLDS_TO_ASCII, "\u0100\u212b", ""]:
+        plain = not any(c in text for c in FOLDS_TO_ASCII)
+        assert is_plain(text, text.encode("utf-8", "surrogatepass")) == plain, text
+
+
+def test_exact_only_is_the_test_on_the_lower_cased_text():
+    for text in [*_random_texts(800, seed=23), *_PIECES, "\u0130", "\u212a", "\u017f", ""]:
+        lowered = text.lower()
+        expected = not lowered.isascii() and (
+            len(lowered) != len(text) or any(c in lowered for c in "\u017f\u0131")
+        )
+        assert toxicity._exact_only(ascii_view(text)) == expected, text
+
+
+def test_adler32_sums_are_the_sums():
+    rng = random.Random(29)
+    for _ in range(3000):
+        total = rng.choice([5, 60, 517, 518, 519, 520, 700])
+        codes = bytes(rng.choice([0, 0, 1, 40, MAX_CODE]) for _ in range(total))
+        pieces = codes.split(b"\x00" * rng.randint(1, 3))
+        least = rng.randint(-1, 300)
+        expected = [k for k, piece in enumerate(pieces) if sum(piece) >= least]
+        assert _at_least(pieces, least, total) == expected
+    worst = [bytes([MAX_CODE]) * 519]  # the largest sum adler32 is trusted with
+    assert _at_least(worst, 519 * MAX_CODE, 519) == [0]
+    assert _at_least(worst, 519 * MAX_CODE + 1, 519) == []
+
+
+def test_each_prohibited_term_has_a_key_word_or_none():
+    keys = toxicity._term_keys
+    assert keys({"how to kill yourself": "a", "risk-free investment": "b"}) == {
+        b"yourself",
+        b"investment",
+    }
+    assert keys({"what?": "a"}) is None  # a '?' may be any non-ASCII character
+    assert keys({"jos\u00e9": "a"}) is None
+    assert keys({"!!!": "a"}) is None
+
+
+def test_term_weights_are_computed_as_before():
+    model = load_model()
+    for term, weights in model.weights.items():
+        assert model.term_weight(term) == model.idf[term] * sum(weights) / len(weights)
+    assert model.term_weight("notaterm") == 0.0

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from itertools import compress, repeat
 from operator import mul, truediv
+from typing import NamedTuple
 
 import numpy as np  # loaded with the profanity model anyway (scikit-learn needs it)
 from pydantic import BaseModel, ConfigDict, Field
@@ -67,9 +68,9 @@ QUICK_OTHERS = 64
 _NO_ASCII = [0] * 128
 
 
-@dataclass(frozen=True)
-class Tally:
-    """How often each character occurs in a text.
+class Tally(NamedTuple):
+    """How often each character occurs in a text, and the sums the features and the
+    language check need, taken in the one pass over the distinct characters.
 
     ``ordered`` holds the count of every distinct character in order of first appearance
     (the order ``Counter(text)`` would list them in, which the entropy sum follows). Each
@@ -79,6 +80,10 @@ class Tally:
     ordered: list[int]
     ascii: list[int]
     other: dict[str, int]
+    letters: int  # characters with isalpha()
+    non_latin: int  # letters above U+024F
+    latin: int  # letters of the latin script (SCRIPTS["latin"])
+    digits: int  # characters with isdigit()
 
 
 @lru_cache(maxsize=64)  # shared by the features and the language check of one item
@@ -97,7 +102,7 @@ def tally(text: str) -> Tally:
     rest = data.translate(None, _ASCII).decode() if len(data) != len(text) else ""
     if len(rest) > QUICK_OTHERS:
         return _counted(text)
-    ascii_counts = np.bincount(np.frombuffer(data, np.uint8), minlength=128).tolist()[:128]
+    ascii_counts = np.bincount(np.frombuffer(data, np.uint8), minlength=128)[:128].tolist()
     present = compress(_ASCII_CHARS, ascii_counts), compress(ascii_counts, ascii_counts)
     counts = dict(zip(*present, strict=True))
     other: dict[str, int] = {}
@@ -105,13 +110,36 @@ def tally(text: str) -> Tally:
         other[ch] = other.get(ch, 0) + 1
     counts.update(other)
     ordered = list(map(counts.__getitem__, sorted(counts, key=text.find)))
-    return Tally(ordered, ascii_counts, other)
+    return _summed(ordered, ascii_counts, other)
 
 
 def _counted(text: str) -> Tally:
     """The plain count, every character's in ``other``."""
     counts = Counter(text)
-    return Tally(list(counts.values()), _NO_ASCII, counts)
+    return _summed(list(counts.values()), _NO_ASCII, counts)
+
+
+def _summed(ordered: list[int], ascii_counts: list[int], other: dict[str, int]) -> Tally:
+    """The tally with its sums: ASCII by ranges of code points, the rest one by one."""
+    letters = latin = _ascii_letters(ascii_counts)  # ASCII letters are all latin
+    digits = sum(ascii_counts[48:58])  # 0-9: the only ASCII digits
+    non_latin = 0
+    for ch, count in other.items():
+        is_letter, above_latin, in_latin, is_digit = _facts(ch)
+        if is_letter:
+            letters += count
+            non_latin += above_latin * count
+            latin += in_latin * count
+        elif is_digit:
+            digits += count
+    return Tally(ordered, ascii_counts, other, letters, non_latin, latin, digits)
+
+
+@lru_cache(maxsize=65536)
+def _facts(ch: str) -> tuple[bool, bool, bool, bool]:
+    """Whether a character is a letter, a letter above U+024F, a latin letter, a digit."""
+    letter = ch.isalpha()
+    return letter, letter and ord(ch) > 0x24F, _in_script(ch, "latin") is True, ch.isdigit()
 
 
 @lru_cache(maxsize=64)
@@ -136,15 +164,14 @@ def _ascii_letters(counts: list[int]) -> int:
 def script_share(text: str, script: str) -> tuple[float, int]:
     """Share of the text's letters written in ``script``, and the number of letters."""
     counts = tally(text)
-    letters = _ascii_letters(counts.ascii)
-    inside = sum(compress(counts.ascii, _ascii_in_script(script)))
-    for ch, count in counts.other.items():
-        member = _in_script(ch, script)
-        if member is None:
-            continue
-        letters += count
-        if member:
-            inside += count
+    if script == "latin":  # the common case: summed by tally already
+        inside = counts.latin
+    else:
+        inside = sum(compress(counts.ascii, _ascii_in_script(script)))
+        for ch, count in counts.other.items():
+            if _in_script(ch, script):
+                inside += count
+    letters = counts.letters
     return (inside / letters if letters else 1.0), letters
 
 
@@ -181,16 +208,7 @@ def features(text: str) -> dict[str, float]:
     # added in the same order as before, so the same float (baselines hold these values).
     shares = list(map(truediv, counts.ordered, repeat(n)))
     entropy = -sum(map(mul, shares, map(math.log2, shares)))
-    letters = _ascii_letters(counts.ascii)
-    digits = sum(counts.ascii[48:58])  # 0-9: the only ASCII digits
-    non_latin = 0
-    for ch, c in counts.other.items():
-        if ch.isalpha():
-            letters += c
-            if ord(ch) > 0x24F:
-                non_latin += c
-        elif ch.isdigit():
-            digits += c
+    letters, non_latin, digits = counts.letters, counts.non_latin, counts.digits
     return {
         "log_length": math.log1p(n),
         "entropy": entropy,
@@ -223,6 +241,12 @@ class Baseline:
             self.m2[name] = self.m2.get(name, 0.0) + delta * (x - mean)
 
 
+@lru_cache(maxsize=256)
+def _script_of(language: str) -> str | None:
+    """The script a declared language (a tag such as "en-GB") is written in, if known."""
+    return LANGUAGE_SCRIPT.get(language.split("-")[0].lower())
+
+
 class AnomalyDetector:
     name = "anomaly"
 
@@ -230,7 +254,7 @@ class AnomalyDetector:
         self.config = config or AnomalyConfig()
 
     def _language(self, output: LLMOutput) -> list[Flag]:
-        script = LANGUAGE_SCRIPT.get(output.language.split("-")[0].lower())
+        script = _script_of(output.language)
         if script is None:
             return []
         share, letters = script_share(output.output_text, script)
@@ -255,10 +279,11 @@ class AnomalyDetector:
         if baseline is None or baseline.count < self.config.min_samples:
             return flags
         values = features(output.output_text)
+        min_std, threshold = self.config.min_std, self.config.z_threshold
         for name, x in values.items():
-            std = max(baseline.std(name), self.config.min_std.get(name, 1e-6))
+            std = max(baseline.std(name), min_std.get(name, 1e-6))
             z = (x - baseline.mean.get(name, 0.0)) / std
-            if abs(z) < self.config.z_threshold:
+            if abs(z) < threshold:
                 continue
             direction = "above" if z > 0 else "below"
             flags.append(

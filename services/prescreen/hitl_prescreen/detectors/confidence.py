@@ -8,6 +8,7 @@ import re
 from pydantic import BaseModel, ConfigDict, Field
 
 from hitl_prescreen.detectors.base import ScreenContext, make_flag
+from hitl_prescreen.detectors.injection import Phrases, text_grams
 from hitl_shared.events import Flag, LLMOutput
 
 
@@ -69,32 +70,30 @@ _NOT_PLAIN = frozenset(
     "\x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a"
     "\u2028\u2029\u202f\u205f\u3000"  # whitespace (\s) outside ASCII
 )
-_PLAIN = bytes(
-    32 if b < 128 and chr(b).isspace() else b | 32 if 65 <= b <= 90 else b for b in range(256)
-)  # ASCII whitespace (\t \n \v \f \r \x1c-\x1f) to a space, A-Z to a-z
-
-
-def _plain_view(text: str) -> bytes | None:
-    """The text as lower-case UTF-8 with single spaces, or None if that could hide a match."""
-    try:
-        data = text.encode()
-    except UnicodeEncodeError:  # lone surrogates
-        return None
-    if 2 * len(data) > 3 * len(text):  # mostly outside ASCII: the str check is as quick
-        return None
-    if len(data) != len(text) and not _NOT_PLAIN.isdisjoint(data.translate(None, _ASCII).decode()):
-        return None
-    view = data.translate(_PLAIN)
-    while b"  " in view:
-        view = view.replace(b"  ", b" ")
-    return view
+# Every phrase, grouped or not, looked up by its runs of four bytes in the pass the
+# injection detector makes over the same text (see ``Phrases``): where none is a candidate,
+# none is in the view, and neither test below can pass.
+_HEDGE_RUNS = Phrases(
+    _HEDGE_PHRASES + tuple(phrase for _, group in _HEDGE_GROUPS for phrase in group)
+)
 
 
 def _may_hedge(text: str) -> bool:
-    """Whether HEDGES can match ``text`` (False only when it cannot)."""
-    view = _plain_view(text)
-    if view is None:
+    """Whether HEDGES can match ``text`` (False only when it cannot).
+
+    The plain view is the one ``text_grams`` makes, used only where no character in it can
+    stand for a hedge's letter or space: without ``_NOT_PLAIN`` characters, and mostly in
+    ASCII (elsewhere the str check is as quick).
+    """
+    grams = text_grams(text)
+    if grams is None or (
+        len(grams.data) != len(text)
+        and not _NOT_PLAIN.isdisjoint(grams.data.translate(None, _ASCII).decode())
+    ):
         return True
+    if not _HEDGE_RUNS.candidates(grams):  # (all but a few percent of texts)
+        return False
+    view = grams.plain
     return any(map(view.__contains__, _HEDGE_PHRASES)) or any(
         part in view and any(map(view.__contains__, phrases)) for part, phrases in _HEDGE_GROUPS
     )

@@ -82,6 +82,9 @@ def words(text: str) -> list[str]:
     return spelled.split()
 
 
+_ASCII_WORD_BYTES = bytes(b for b in range(128) if chr(b).isalnum() or b == 95)
+
+
 def _hashed_grams(words: list[str]) -> frozenset[int]:
     """Hashes of the word 3-grams (of the words themselves when there are fewer)."""
     if len(words) <= SHINGLE:
@@ -171,6 +174,45 @@ class EdgeCaseIndex:
                 return True
         return False
 
+    def _too_many_words(self, text: str, head: int, threshold: float) -> bool:
+        """A quicker test that implies ``_too_long`` for ``text``: its distinct words,
+        counted from below on the UTF-8 of its opening (up to a space before byte ``head``)
+        without rewriting a character outside ASCII or decoding a word.
+
+        Split where ``_ASCII_WORDS`` leaves spaces, UTF-8 falls into runs. A run of ASCII
+        alone is a word of the opening (lower-cased, between ASCII non-word characters or
+        the ends), and the opening's words are the text's first words. Runs with other
+        bytes may not be words; there are no more of them than runs that stay once the
+        ASCII word characters are deleted (each leaves one there), and, near the bound,
+        they are told apart exactly. Of the text's distinct words, all but at most the last
+        two start a shingle.
+        """
+        if not self.largest or threshold <= 0:
+            return False
+        try:
+            data = text.encode()
+        except UnicodeEncodeError:  # lone surrogates
+            return False
+        opening = data[: max(data.rfind(b" ", 0, head), 0)]
+        unsure = 0  # runs that may not be words
+        if not opening.isascii():
+            unsure = len(opening.translate(_ASCII_WORDS, _ASCII_WORD_BYTES).split())
+
+        def enough(words: int) -> bool:  # distinct words, of which all but 2 start a shingle
+            starts = words - (SHINGLE - 1)
+            return starts > 0 and not _reachable(self.largest, starts, threshold)
+
+        # The first runs, about twice as many as would do if all were distinct, usually tell.
+        first = 2 * (int(self.largest / threshold) + unsure + SHINGLE - 1)
+        runs = opening.translate(_ASCII_WORDS).split(None, first)
+        rest = runs.pop() if len(runs) > first else b""  # the rest of the opening, unsplit
+        seen = set(runs)
+        if rest and not enough(len(seen) - unsure):
+            seen.update(rest.split())
+        if enough(len(seen) - unsure):
+            return True
+        return bool(unsure) and enough(sum(map(bytes.isascii, seen)))
+
     def similar(self, text: str, threshold: float) -> list[tuple[EdgeCase, float]]:
         """Cases whose Jaccard similarity to ``text`` reaches ``threshold``, best first."""
         if not self.cases:
@@ -180,10 +222,12 @@ class EdgeCaseIndex:
         # words, up to a space, are the text's first words (a space ends a word and keeps
         # lower() of what comes before it from looking further), so read those first.
         head = int(HEAD_CHARS * self.largest / threshold) if threshold > 0 else len(text)
-        if (
-            head < len(text)
-            and (cut := text.rfind(" ", 0, head)) > 0
-            and self._too_long(words(text[:cut]), threshold)
+        if head < len(text) and (
+            self._too_many_words(text, head, threshold)
+            or (
+                (cut := text.rfind(" ", 0, head)) > 0
+                and self._too_long(words(text[:cut]), threshold)
+            )
         ):
             return []
         tokens = words(text)

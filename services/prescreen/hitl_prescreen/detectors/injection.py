@@ -10,9 +10,12 @@ instruction's payload (a quoted phrase, a URL, an email) turning up in the outpu
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from functools import lru_cache
-from typing import Any
+from itertools import compress
+from typing import Any, ClassVar, NamedTuple
 
+import numpy as np  # loaded with the profanity model anyway (scikit-learn needs it)
 from pydantic import BaseModel, ConfigDict
 
 from hitl_prescreen.detectors.base import ScreenContext, make_flag
@@ -27,21 +30,23 @@ class InjectionConfig(BaseModel):
 
 
 _I = re.IGNORECASE
+# The lookahead on _OVERRIDE, _REVEAL and _MARKERS names every character a match can start
+# with (each alternative's first, case-folded the same way; on _REVEAL a space only where a
+# line starts, as its one alternative that may start with one is anchored there), so re
+# tries the alternatives at those positions only: two to five times faster, same matches.
 _OVERRIDE = re.compile(
-    r"\b(?:ignor(?:e|ing)|disregard(?:ing)?|forget(?:ting)?|overrid(?:e|ing)|bypass(?:ing)?)"
+    r"(?=[bcdfgioprs])"
+    r"(?:\b(?:ignor(?:e|ing)|disregard(?:ing)?|forget(?:ting)?|overrid(?:e|ing)|bypass(?:ing)?)"
     r"\s+(?:all\s+|any\s+|my\s+|the\s+|your\s+|of\s+)*"
     r"(?:previous|prior|earlier|above|preceding|original|system|safety|initial)?\s*"
     r"(?:instructions?|prompts?|rules|guidelines|guidance|directives|restrictions|programming)\b"
     r"|\b(?:content\s+)?(?:polic(?:y|ies)|rules|guidelines|guidance|instructions|restrictions|"
     r"safeguards|filters)\s+(?:(?:have\s+been|has\s+been|are|is|were|was)\s+)?"
-    r"(?:disregarded|ignored|overridden|bypassed|disabled|lifted)\b",
+    r"(?:disregarded|ignored|overridden|bypassed|disabled|lifted)\b)",
     _I,
 )
-# The lookahead on _REVEAL and _MARKERS names every character a match can start with (each
-# alternative's first, case-folded the same way), so re tries the alternatives at those
-# positions only: two and five times faster on long text, same matches.
 _REVEAL = re.compile(
-    r"(?=[himty\"\s])(?:\b(?:my|the)\s+(?:system\s+prompt|(?:initial|original|hidden|secret)\s+"
+    r"(?=[himty\"]|^\s)(?:\b(?:my|the)\s+(?:system\s+prompt|(?:initial|original|hidden|secret)\s+"
     r"(?:instructions|prompt))\s*(?:is|was|are|says|reads|follows)?\s*:"
     r"|\bhere\s+(?:is|are)\s+(?:my|the)\s+(?:full\s+|complete\s+|exact\s+)?"
     r"(?:system\s+prompt|instructions|initial\s+prompt|hidden\s+prompt)"
@@ -111,9 +116,15 @@ class _Hints:
     def found_in(self, view: str | bytes) -> bool:
         """Whether ``view`` contains one of the hints."""
         alone, groups = self._forms[type(view)]
-        return any(map(view.__contains__, alone)) or any(
-            part in view and any(map(view.__contains__, group)) for part, group in groups
-        )
+        for hint in alone:
+            if hint in view:
+                return True
+        for part, group in groups:
+            if part in view:
+                for hint in group:
+                    if hint in view:
+                        return True
+        return False
 
 
 # Looked for in the text lower-cased, but for the personas.
@@ -134,12 +145,109 @@ _MARKER_HINTS = _Hints(
     ),
     shared=("no ",),
 )  # fmt: skip
-_PERSONA_HINTS = _Hints(("DAN", "AIM", "STAN", "DUDE", "PWNED"))
+# Capitals N, U and M are rare in answers (a memchr finds them or not): each persona is only
+# looked for when its rarest letter is there.
+_PERSONA_HINTS = _Hints(("DAN", "AIM", "STAN", "DUDE", "PWNED"), shared=("N", "U", "M"))
 _LOWER_TO_ASCII = (b"\xc4\xb0", b"\xe2\x84\xaa")  # İ, K (Kelvin): lower-case to ASCII
 _PLANTED_HINTS = (
     "ignore", "disregard", "must", "should", "shall", "instructed", "need to", "summari",
     "answering", "responding", "system", "assistant", "instruction",
 )  # fmt: skip
+
+
+# --- Runs of four bytes: one pass over a text instead of a search per phrase -------------
+#
+# A phrase is only in a text if each of its runs of four bytes is. So the runs of the text
+# (seen lower-cased, each run of whitespace one space) are hashed into 4,096 buckets once,
+# with numpy; a phrase with a run in an empty bucket is not there, and only the others (a
+# few percent of texts have any) are looked for as before. Same answers as searching for
+# every phrase, for about half the cost of those searches. Every ``Phrases`` (the hints
+# here, the hedges of the confidence detector) is looked up in the same pass, which the
+# cache keeps for the item.
+
+# ASCII whitespace to a space, A-Z to a-z, all other bytes unchanged.
+PLAIN = bytes(
+    32 if b < 128 and chr(b).isspace() else b | 32 if 65 <= b <= 90 else b for b in range(256)
+)
+_GRAM_BITS = 12
+_GOLDEN = np.uint32(0x9E3779B1)  # multiplicative hashing: the top bits of run * this
+_GRAM_SHIFT = np.uint32(32 - _GRAM_BITS)
+_RUN = np.dtype("<u4")
+
+
+def _run_buckets(view: bytes) -> np.ndarray:
+    """The bucket of each run of four consecutive bytes of ``view``."""
+    if len(view) < 4:
+        return np.zeros(0, np.uint32)
+    runs = np.ndarray((len(view) - 3,), _RUN, view, 0, (1,))  # overlapping, one a byte
+    buckets = np.multiply(runs, _GOLDEN, dtype=np.uint32)
+    buckets >>= _GRAM_SHIFT
+    return buckets
+
+
+class Grams(NamedTuple):
+    """A text's UTF-8, its plain view (``PLAIN``, then every run of spaces made one), and
+    the phrases (of every ``Phrases``) none of whose runs is missing from the plain view:
+    all those in it, and rarely others."""
+
+    data: bytes
+    plain: bytes
+    candidates: frozenset[bytes]
+
+
+@lru_cache(maxsize=16)  # shared by the injection and confidence detectors of one item
+def text_grams(text: str) -> Grams | None:
+    """The runs of a text mostly in ASCII; None for other text (searched as str)."""
+    try:
+        data = text.encode()
+    except UnicodeEncodeError:  # lone surrogates
+        return None
+    if 2 * len(data) > 3 * len(text):
+        return None
+    plain = data.translate(PLAIN)
+    while b"  " in plain:
+        plain = plain.replace(b"  ", b" ")
+    counts = np.bincount(_run_buckets(plain), minlength=1 << _GRAM_BITS)
+    phrases, buckets, starts = _lookup()
+    fewest = np.minimum.reduceat(counts.take(buckets), starts)  # per phrase, its rarest run's
+    return Grams(data, plain, frozenset(compress(phrases, fewest.tolist())))
+
+
+class Phrases:
+    """Fixed phrases (ASCII, lower case, four bytes or more) looked up by ``text_grams``."""
+
+    registered: ClassVar[list[Phrases]] = []
+
+    def __init__(self, phrases: Sequence[bytes]) -> None:
+        if any(len(phrase) < 4 for phrase in phrases):
+            raise ValueError("a phrase shorter than a run of four bytes cannot be looked up")
+        self.phrases = tuple(phrases)
+        Phrases.registered.append(self)
+        _lookup.cache_clear()
+        text_grams.cache_clear()  # (made without these)
+
+    def candidates(self, grams: Grams) -> list[bytes]:
+        """These phrases among the text's candidates."""
+        if not grams.candidates:
+            return []
+        return [phrase for phrase in self.phrases if phrase in grams.candidates]
+
+
+@lru_cache(maxsize=1)
+def _lookup() -> tuple[tuple[bytes, ...], np.ndarray, np.ndarray]:
+    """Every registered phrase, the buckets of their runs, and where each phrase's begin."""
+    phrases = tuple(dict.fromkeys(p for group in Phrases.registered for p in group.phrases))
+    buckets: list[int] = []
+    starts: list[int] = []
+    for phrase in phrases:
+        starts.append(len(buckets))
+        buckets.extend(_run_buckets(phrase).tolist())
+    return phrases, np.array(buckets, np.intp), np.array(starts, np.intp)
+
+
+_LOWER_PHRASES = Phrases(
+    [h.encode() for hints in (_OVERRIDE_HINTS, _REVEAL_HINTS, _MARKER_HINTS) for h in hints.hints]
+)
 
 
 @lru_cache(maxsize=4096)
@@ -165,20 +273,28 @@ def planted_payloads(document: str) -> tuple[list[str], list[str]]:
     return payloads, clauses
 
 
+@lru_cache(maxsize=4)  # one text, compared with every clause of its documents
+def _lowered_words(text: str) -> list[str]:
+    return list(map(str.lower, _WORD.findall(text)))
+
+
 def clause_echo(clause: str, text: str) -> tuple[int, int] | None:
     """Span of ``text`` that repeats most of ``clause`` (shared word 4-grams), if any."""
     wanted = [w.lower() for w in _WORD.findall(clause)]
     grams = {tuple(wanted[i : i + SHINGLE]) for i in range(len(wanted) - SHINGLE + 1)}
     if not grams:
         return None
-    lowered = [w.lower() for w in _WORD.findall(text)]
+    lowered = _lowered_words(text)
+    # The 4-grams the text shares with the clause, counted before their places are sought
+    # (the common answer is: too few).
+    shingles = zip(*(lowered[i:] for i in range(SHINGLE)), strict=False)
+    if len(grams.intersection(shingles)) < MIN_SHARED * len(grams):
+        return None
     hits = [
         (i, gram)
         for i, gram in enumerate(zip(*(lowered[i:] for i in range(SHINGLE)), strict=False))
         if gram in grams
     ]
-    if len({gram for _, gram in hits}) < MIN_SHARED * len(grams):
-        return None
     words = list(_WORD.finditer(text))  # spans, only for an echo
     return words[hits[0][0]].start(), words[hits[-1][0] + SHINGLE - 1].end()
 
@@ -192,12 +308,46 @@ def _hint_views(text: str) -> tuple[str, str] | tuple[bytes, bytes]:
     those, or mostly outside ASCII (where the bytes are longer), is searched as str.
     """
     data = text.encode("utf-8", "surrogatepass")
-    if 2 * len(data) > 3 * len(text) or (
-        # (their last bytes are rare: a one-byte search, which is quick, goes first)
-        len(data) != len(text) and any(c[-1:] in data and c in data for c in _LOWER_TO_ASCII)
-    ):
+    if 2 * len(data) > 3 * len(text) or _lowers_to_ascii(data, text):
         return text, text.lower()
     return data, data.lower()
+
+
+def _lowers_to_ascii(data: bytes, text: str) -> bool:
+    """Whether the text (``data`` its UTF-8) holds İ or K, which lower-case to ASCII."""
+    # (their last bytes are rare: a one-byte search, which is quick, goes first)
+    return len(data) != len(text) and any(c[-1:] in data and c in data for c in _LOWER_TO_ASCII)
+
+
+def hints_found(text: str) -> tuple[bool, bool, bool, bool]:
+    """Whether the text holds a hint of each regex: override, reveal, marker, persona.
+
+    Where ``_hint_views`` gives bytes (text mostly in ASCII, without İ or K), the lower-case
+    hints are looked for only when ``_LOWER_PHRASES`` names them as candidates: a hint in
+    ``data.lower()`` is in the plain view too, which differs only in making whitespace
+    other than " " a space and runs of spaces one (hints hold neither).
+    """
+    grams = text_grams(text)
+    if grams is None or _lowers_to_ascii(grams.data, text):
+        data, lowered = _hint_views(text)
+        return (
+            _OVERRIDE_HINTS.found_in(lowered),
+            _REVEAL_HINTS.found_in(lowered),
+            _MARKER_HINTS.found_in(lowered),
+            _PERSONA_HINTS.found_in(data),
+        )
+    persona = _PERSONA_HINTS.found_in(grams.data)
+    candidates = _LOWER_PHRASES.candidates(grams)
+    if not candidates:  # (most texts)
+        return False, False, False, persona
+    lowered = grams.data.lower()
+    found = {phrase.decode() for phrase in candidates if phrase in lowered}
+    return (
+        not found.isdisjoint(_OVERRIDE_HINTS.hints),
+        not found.isdisjoint(_REVEAL_HINTS.hints),
+        not found.isdisjoint(_MARKER_HINTS.hints),
+        persona,
+    )
 
 
 class InjectionDetector:
@@ -213,13 +363,16 @@ class InjectionDetector:
 
     def detect(self, output: LLMOutput, context: ScreenContext) -> list[Flag]:
         text = output.output_text
-        data, lowered = _hint_views(text)
+        override, reveal, marker, persona = hints_found(text)
+        documents = self.config.check_context_documents and output.context
+        if not (override or reveal or marker or persona or documents):
+            return []  # (most texts)
         flags: list[Flag] = []
-        overrides = _OVERRIDE.finditer(text) if _OVERRIDE_HINTS.found_in(lowered) else ()
-        reveals = _REVEAL.finditer(text) if _REVEAL_HINTS.found_in(lowered) else ()
+        overrides = _OVERRIDE.finditer(text) if override else ()
+        reveals = _REVEAL.finditer(text) if reveal else ()
         markers = [
-            *(_MARKERS.finditer(text) if _MARKER_HINTS.found_in(lowered) else ()),
-            *(_PERSONAS.finditer(text) if _PERSONA_HINTS.found_in(data) else ()),
+            *(_MARKERS.finditer(text) if marker else ()),
+            *(_PERSONAS.finditer(text) if persona else ()),
         ]
         markers.sort(key=lambda m: m.start())
         for m in overrides:
@@ -252,7 +405,7 @@ class InjectionDetector:
                     f"Jailbreak marker '{m.group()[:40]}' in the output",
                 )
             )
-        if self.config.check_context_documents and output.context:
+        if documents:
             flags.extend(self._obeyed(output))
         return flags
 

@@ -21,6 +21,8 @@ from stdnum.in_ import aadhaar
 from stdnum.it import codicefiscale
 from stdnum.nl import bsn
 
+from hitl_prescreen.detectors.base import is_plain
+
 _NINO_BAD_PREFIXES = frozenset({"BG", "GB", "NK", "KN", "TN", "NT", "ZZ"})
 
 
@@ -108,13 +110,6 @@ SCHEMES: tuple[Scheme, ...] = (
 )
 CONTEXT_WINDOW = 60
 
-# Non-ASCII characters that case-fold onto ASCII letters: str.lower() turns U+0130 (capital
-# I with dot) into "i" plus a combining dot, and re.IGNORECASE also matches U+0131 (dotless
-# i) with "i", U+017F (long s) with "s" and U+212A (Kelvin sign) with "k". Without them a
-# context match puts its hint in the lower-cased text (see national_ids).
-FOLDS_TO_ASCII = ("\u0130", "\u0131", "\u017f", "\u212a")
-
-
 _SHAPED = tuple(scheme for scheme in SCHEMES if scheme.context is None)
 _NAMED = tuple(scheme for scheme in SCHEMES if scheme.context is not None)
 
@@ -150,9 +145,9 @@ def national_ids(
             continue
         # The hints (the scheme's name anywhere in the text) gate the scan as they always
         # have. A context match puts a hint in the lower-cased text unless the text holds a
-        # character of FOLDS_TO_ASCII, so only then can the gate change the result.
+        # character of base.FOLDS_TO_ASCII, so only then can the gate change the result.
         if folds is None:
-            folds = any(map(text.__contains__, FOLDS_TO_ASCII))
+            folds = not is_plain(text)
             lowered = text.lower() if folds else ""
         if folds and not any(map(lowered.__contains__, scheme.hints)):
             continue

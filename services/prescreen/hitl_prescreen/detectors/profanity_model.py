@@ -18,36 +18,104 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache, reduce
-from itertools import accumulate, compress, repeat
+from itertools import accumulate, repeat
 from operator import add, mul
 from typing import NamedTuple
+from zlib import adler32
+
+from hitl_prescreen.detectors.base import is_plain
 
 TOKEN = re.compile(r"\b\w\w+\b")
 TOKEN_ASCII = re.compile(r"\b\w\w+\b", re.ASCII)  # the same tokens in ASCII text, faster
 
 _STOP = 0x2E  # b"."
+_UNSURE = b"\t"  # what flat shows for each '?' of encoded (see _FLAT)
 STOP_CODE = 255  # a sentence stop in SentenceGate's codes
 MAX_CODE = 126  # term codes fit in 7 bits (a caller may use the 8th) and stay under 255
-_FLAT = bytes(
-    c if chr(c) in "abcdefghijklmnopqrstuvwxyz0123456789_" else _STOP if chr(c) in ".!\n" else 0x20
-    for c in range(256)
-)  # bytes.translate table: ASCII word characters kept, '.' '!' newline -> '.', rest blank
+
+
+def _flat_byte(c: int) -> int:
+    if c >= 0x80:  # the first byte of a non-ASCII character in UTF-8
+        return _UNSURE[0]
+    char = chr(c).lower()
+    if char in "abcdefghijklmnopqrstuvwxyz0123456789_":
+        return ord(char)
+    if char in ".!\n":
+        return _STOP
+    return _UNSURE[0] if char == "?" else 0x20
+
+
+# bytes.translate table and bytes to delete, from the text's UTF-8 bytes to ``flat`` in
+# one pass: ASCII word characters lower-cased, '.' '!' newline -> '.', '?' and each
+# non-ASCII character (its first byte; the others, 0x80-0xBF, are deleted) -> tab, all
+# else blank. So ``flat`` has a byte per character. A tab separates words as a blank
+# does, and it marks the stretches that hold a '?' or a non-ASCII character, which
+# ``encoded`` shows as '?'.
+_FLAT = bytes(map(_flat_byte, range(256)))
+_UTF8_CONTINUATION = bytes(range(0x80, 0xC0))
+
+# str.lower() turns two non-ASCII characters into ASCII ones: U+0130 (capital I with dot,
+# into "i" and a combining dot: the text grows) and the Kelvin sign (into "k"). Every
+# other character lower-cases to one character, ASCII ones as bytes.lower() does them and
+# non-ASCII ones to non-ASCII ones (a test checks every code point). So on plain text
+# (base.is_plain), lower-casing the ASCII bytes of the text (as _FLAT does) is lower-casing
+# the text, and lower-casing the whole text (~3x the cost of the rest of ``ascii_view``)
+# is skipped.
+_LOWERS_TO_ASCII = ("\u0130", "\u212a")
 
 
 class AsciiView(NamedTuple):
-    """A lower-cased text seen one byte a character, for fast C-level passes over it."""
+    """A text lower-cased and seen one byte a character, for fast C-level passes over it."""
 
-    lowered: str  # the text, lower-cased
-    encoded: bytes  # lowered.encode("ascii", "replace"): each non-ASCII character is '?'
-    flat: bytes  # encoded, [a-z0-9_] kept, '.', '!' and newline made '.', all else blank
+    text: str  # the text itself
+    plain: bool  # whether the text has no base.FOLDS_TO_ASCII character
+    lowered: str | None  # text.lower() when building the view needed it, else None
+    flat: bytes  # encoded, [a-z0-9_] kept, '.', '!' and newline made '.', '?' a tab, all
+    # else blank
     words: list[bytes]  # the words of flat, each '.' a word of its own
 
+    @property
+    def encoded(self) -> bytes:
+        """``text.lower().encode("ascii", "replace")``: each non-ASCII character is '?'.
+        Made when asked for (seldom), like ``lower()``."""
+        source = self.text if self.lowered is None else self.lowered
+        return source.encode("ascii", "replace").lower()
 
-def ascii_view(lowered: str) -> AsciiView:
-    """The ``AsciiView`` of a lower-cased text: a few C-level passes, ~12 µs on 2 KB."""
-    encoded = lowered.encode("ascii", "replace")
-    flat = encoded.translate(_FLAT)
-    return AsciiView(lowered, encoded, flat, flat.replace(b".", b" . ").split())
+    def lower(self) -> str:
+        """``text.lower()``; its positions are those of ``encoded``."""
+        return self.text.lower() if self.lowered is None else self.lowered
+
+    @property
+    def same_length(self) -> bool:
+        """Whether lower-casing kept the text's length (so positions in ``encoded`` are the
+        text's): only U+0130 grows, and then ``lowered`` was computed."""
+        return self.lowered is None or len(self.lowered) == len(self.text)
+
+
+def ascii_view(text: str) -> AsciiView:
+    """The ``AsciiView`` of a text: a few C-level passes, ~12 µs on 2 KB."""
+    # (UTF-8 rather than ASCII with '?': encoding is faster, or even done already.)
+    utf8 = text.encode("utf-8", "surrogatepass")
+    plain = is_plain(text, utf8)
+    lowered = None
+    if not plain and any(map(text.__contains__, _LOWERS_TO_ASCII)):
+        lowered = text.lower()
+        utf8 = lowered.encode("utf-8", "surrogatepass")
+    flat = utf8.translate(_FLAT, _UTF8_CONTINUATION)
+    return AsciiView(text, plain, lowered, flat, flat.replace(b".", b" . ").split())
+
+
+# The low 16 bits of zlib.adler32(b) are 1 + sum(b) modulo 65521: sum(b) itself while that
+# is under 65520, so whenever ``b`` holds fewer than this many codes (each <= MAX_CODE).
+_ADLER_SUMS = 65520 // MAX_CODE
+
+
+def _at_least(pieces: list[bytes], least: int, codes: int) -> list[int]:
+    """Indices of the pieces whose bytes add up to ``least`` or more; ``codes`` is at least
+    their total length. With adler32 when it sums exactly: ~2x faster than sum()."""
+    if codes < _ADLER_SUMS:
+        return [k for k, a in enumerate(map(adler32, pieces)) if a & 0xFFFF > least]
+    return [k for k, piece in enumerate(pieces) if sum(piece) >= least]
 
 
 @dataclass(frozen=True, eq=False)
@@ -69,8 +137,9 @@ class SentenceGate:
       ``[a-z0-9_]``, becomes a blank. Tokens with non-ASCII letters ("naïve") split into
       ASCII pieces, which only adds words.
     * A non-ASCII vocabulary term ("beyoncé") shows as its ASCII pieces ("beyonc"), so its
-      code is added to its longest piece's. The few without any ASCII ("迷惑") are looked
-      for in the text, and the codes of those found are added to every stretch.
+      code is added to its longest piece's. The few "wide" ones, without any ASCII
+      ("迷惑"), show as a run of at least two tabs: a stretch with such a run is kept when
+      its words' codes and those of the wide terms in the text add up to ``need``.
     * Stretches end only at '.', '!' and newlines; '?' and CJK stops (which ``_SENTENCE``
       also splits on) do not end them, so one stretch may hold several sentences and
       adds up all their words.
@@ -85,8 +154,9 @@ class SentenceGate:
     codes: dict[bytes, int]  # ASCII term or piece of a non-ASCII term -> code; "." -> 255
     need: int  # at most MAX_CODE, so one word at MAX_CODE passes on its own
     wide: tuple[tuple[str, int], ...]  # terms without ASCII letters, and their codes
-    idf: dict[bytes, float]  # the model's, for ASCII terms
-    lift: dict[bytes, float]  # idf times the term's largest fold weight
+    # For ASCII terms: idf times the term's largest fold weight ("lift") + 1j * idf ** 2,
+    # so that one lookup per word and one sum give both sums ``_may_reach`` needs.
+    lift_idf_sq: dict[bytes, complex]
     reach: float  # the decision bound: sqrt(reach_sq), or -inf when there is none
 
     def word_codes(self, words: list[bytes]) -> bytes:
@@ -96,27 +166,42 @@ class SentenceGate:
     def stretches(self, view: AsciiView, codes: bytes) -> list[tuple[int, int]]:
         """[start, end) of the stretches of the text that may reach the threshold, in text
         order; ``codes`` is ``word_codes(view.words)``. Positions are those of
-        ``view.lowered``: the text's when lower-casing kept its length."""
-        need = self.need
-        lowered = view.lowered
-        if not lowered.isascii():
-            # A 1-character search is much faster than a longer one: it goes first.
-            need -= sum(code for term, code in self.wide if term[0] in lowered and term in lowered)
+        ``view.encoded``: the text's when lower-casing kept its length."""
         pieces = codes.split(b"\xff")  # the codes of each stretch's words
-        sums = list(map(sum, pieces))
-        if max(sums) < need:
+        least = self.need - self.wide_total  # what a stretch needs with every wide term
+        candidates = _at_least(pieces, least, len(codes))
+        if not candidates:
             return []
-        ends = list(accumulate(map(len, view.flat.split(b"."))))  # of each stretch, as text
-        word_ends = list(accumulate(map(len, pieces)))
-        found = []
-        for k in compress(range(len(sums)), map(need.__le__, sums)):
-            start, end = (ends[k - 1] + k, ends[k] + k) if k else (0, ends[0])  # + stops
-            if view.encoded.find(b"?", start, end) == -1:  # one sentence, all ASCII
-                first = word_ends[k - 1] + k if k else 0
-                if not self._may_reach(view.words[first : first + len(pieces[k])]):
+        # The text of each stretch, up to the last candidate.
+        flat_pieces = view.flat.split(b".", candidates[-1] + 1)
+        need = None  # self.need less the codes of the wide terms in the text, when known
+        kept = []
+        for k in candidates:
+            piece = flat_pieces[k]
+            total = sum(pieces[k])
+            if total < self.need:
+                # Short on its own words: only a wide term of the stretch can make up for
+                # it, and its characters would show as two tabs or more.
+                if _UNSURE * 2 not in piece:
                     continue
-            found.append((start, end))
-        return found
+                if need is None:
+                    lowered = view.lower()
+                    need = self.need - sum(code for term, code in self.wide if term in lowered)
+                if total < need:
+                    continue
+            # Without a tab (a '?' in encoded) the stretch is one sentence, all ASCII.
+            if _UNSURE not in piece and not self._may_reach(piece.split()):
+                continue
+            kept.append(k)
+        if not kept:
+            return []
+        ends = list(accumulate(map(len, flat_pieces)))  # of each stretch (but the last)
+        return [(ends[k - 1] + k, ends[k] + k) if k else (0, ends[0]) for k in kept]  # + stops
+
+    @cached_property
+    def wide_total(self) -> int:
+        """The codes of all wide terms: the most they can lower ``need`` by."""
+        return sum(code for _, code in self.wide)
 
     def _may_reach(self, words: list[bytes]) -> bool:
         """Whether a sentence of these words (its tokens, and 1-character words, which are
@@ -128,10 +213,10 @@ class SentenceGate:
         least as high when the numerator is positive, and negative (under ``reach`` > 0)
         when it is not.
         """
-        lift = sum(map(self.lift.get, words, repeat(0.0)))
-        idf = list(map(self.idf.get, words, repeat(0.0)))
-        norm = math.sqrt(sum(map(mul, idf, idf))) or 1.0
-        return lift / norm >= self.reach - 1e-9  # margin for rounding, as there
+        # Real and imaginary parts add up separately, in order: the same floats as two sums.
+        total = sum(map(self.lift_idf_sq.get, words, repeat(0j)))
+        norm = math.sqrt(total.imag) or 1.0
+        return total.real / norm >= self.reach - 1e-9  # margin for rounding, as there
 
 
 @dataclass(frozen=True, eq=False)
@@ -186,7 +271,7 @@ class LinearProfanityModel:
         Cached (~20 ms to build); gates are never changed."""
         reach = self.reach_sq(threshold)
         if reach <= 0 or not self.increasing:  # no bound: let everything through
-            return SentenceGate({b".": STOP_CODE}, 0, (), {}, {}, -math.inf)
+            return SentenceGate({b".": STOP_CODE}, 0, (), {}, -math.inf)
         if resolution >= MAX_CODE:  # then a word capped at MAX_CODE could fall short
             raise ValueError(f"resolution must be under {MAX_CODE}")
         unit = reach / resolution
@@ -204,17 +289,17 @@ class LinearProfanityModel:
             key = term.encode() if term.isascii() else max(pieces, key=len).encode()
             codes[key] = min(MAX_CODE, codes.get(key, 0) + code(self.positive_sq[term]))
         codes[b"."] = STOP_CODE
-        idf, lift = self._ascii_tf_idf
         need = int(reach * (1 - 1e-9) / unit)
-        return SentenceGate(codes, need, tuple(wide), idf, lift, math.sqrt(reach))
+        return SentenceGate(codes, need, tuple(wide), self._lift_idf_sq, math.sqrt(reach))
 
     @cached_property
-    def _ascii_tf_idf(self) -> tuple[dict[bytes, float], dict[bytes, float]]:
-        """idf, and idf times the largest fold weight, of the ASCII terms, by bytes."""
-        ascii_terms = [term for term in self.idf if term.isascii()]
-        idf = {term.encode(): self.idf[term] for term in ascii_terms}
-        lift = {term.encode(): self.idf[term] * self.top_weight[term] for term in ascii_terms}
-        return idf, lift
+    def _lift_idf_sq(self) -> dict[bytes, complex]:
+        """``SentenceGate.lift_idf_sq``: for the ASCII terms, by bytes."""
+        return {
+            term.encode(): complex(idf * self.top_weight[term], idf * idf)
+            for term, idf in self.idf.items()
+            if term.isascii()
+        }
 
     def may_reach(self, terms: Iterable[str], threshold: float) -> bool:
         """Whether text with these (distinct) terms could score ``threshold`` or more."""
@@ -268,10 +353,11 @@ class LinearProfanityModel:
 
     def term_weight(self, term: str) -> float:
         """Mean weight of a term across folds, times its idf: how much it pushes the score."""
-        weights = self.weights.get(term)
-        if weights is None:
-            return 0.0
-        return self.idf[term] * sum(weights) / len(weights)
+        return self._term_weights.get(term, 0.0)
+
+    @cached_property
+    def _term_weights(self) -> dict[str, float]:
+        return {t: self.idf[t] * sum(w) / len(w) for t, w in self.weights.items()}
 
 
 @lru_cache(maxsize=1)

@@ -27,6 +27,7 @@ from hitl_prescreen.detectors.profanity_model import (
     STOP_CODE,
     TOKEN,
     TOKEN_ASCII,
+    AsciiView,
     LinearProfanityModel,
     SentenceGate,
     ascii_view,
@@ -44,6 +45,15 @@ _SENTENCE = re.compile("[^.!?\n\u3002\uff01\uff1f]+[.!?\u3002\uff01\uff1f]*")  #
 # two lower-case to themselves, so they show as '?': with one of them in the text, a
 # case-insensitive match need not show in the encoded text.
 _FOLDS_TO_ASCII = ("\u017f", "\u0131")
+
+
+def _exact_only(view: AsciiView) -> bool:
+    """Whether the encoded lower-cased text may hide a case-insensitive match: when the
+    lower-cased text holds U+0130's combining dot (only U+0130 lower-cases to two
+    characters) or one of ``_FOLDS_TO_ASCII``. No other character lower-cases to one of
+    those (a test checks every code point), so the text itself tells: never a "plain" one.
+    """
+    return not view.plain and any(map(view.text.__contains__, ("\u0130", *_FOLDS_TO_ASCII)))
 
 
 # Insults aimed at the reader that the profanity model misses because they use no
@@ -139,12 +149,14 @@ def _category_of(terms: dict[str, str], matched: str) -> str:
     return next(c for t, c in terms.items() if re.fullmatch(re.escape(t), matched, re.I))
 
 
-def _term_needles(terms: dict[str, str]) -> tuple[bytes, ...] | None:
-    """The terms as they show in the encoded text, one of which a match must contain; None
-    when that cannot be relied on (a term with a non-ASCII character or a '?')."""
+def _term_keys(terms: dict[str, str]) -> frozenset[bytes] | None:
+    """One word of each term, its longest run of [a-z0-9_], which a match shows as a word
+    of the text (see ``detect``); None when that cannot be relied on (a term with a
+    non-ASCII character or a '?', or without such a run)."""
     if any(not t.isascii() or "?" in t for t in terms):
         return None
-    return tuple(t.encode() for t in terms)
+    keys = [max(re.findall(r"[a-z0-9_]+", t), key=len, default="") for t in terms]
+    return frozenset(k.encode() for k in keys) if all(keys) else None
 
 
 def _sentence_around(text: str, start: int, end: int) -> tuple[int, int]:
@@ -158,37 +170,41 @@ def _sentence_around(text: str, start: int, end: int) -> tuple[int, int]:
 
 
 @lru_cache(maxsize=4)
-def _word_marks(gate: SentenceGate, model: LinearProfanityModel) -> dict[bytes, int]:
-    """Word -> its gate code (low 7 bits), plus ``_ODD`` if it holds one of ``_CORES``.
+def _word_marks(
+    gate: SentenceGate, model: LinearProfanityModel, keys: frozenset[bytes]
+) -> dict[bytes, int]:
+    """Word -> its gate code (low 7 bits), plus ``_ODD`` if it holds one of ``_CORES`` or
+    is one of ``keys`` (of prohibited terms).
 
-    Why one table: ``detect`` looks each word of the text up once, for both the gate and
-    the insult hints. Words not in it count as odd (any word may hold a core); listing
-    the common words (the model's vocabulary and stop words, which LLM answers are mostly
-    made of, and 1-2 character words) keeps the odd words of a text few. Shared by the
-    detectors of a process, never changed.
+    Why one table: ``detect`` looks each word of the text up once, for the gate, the
+    insult hints and the prohibited terms. Words not in it count as odd (any word may hold
+    a core); listing the common words (the model's vocabulary and stop words, which LLM
+    answers are mostly made of, and 1-2 character words) keeps the odd words of a text
+    few. Shared by the detectors of a process, never changed.
     """
     short = [*ascii_lowercase, *digits, "_"]
     known = chain(model.idf, model.stop_words, short, map("".join, product(short, repeat=2)))
     marks = dict.fromkeys((w.encode() for w in known if w.isascii()), 0)
     marks.update(gate.codes)
     for word in marks:
-        if _ANY_CORE.search(word):
+        if _ANY_CORE.search(word) or word in keys:
             marks[word] |= _ODD
     return marks
 
 
-def _has_hint(encoded: bytes, odd: bytes) -> bool:
+def _has_hint(view: AsciiView, odd: bytes) -> bool:
     """Whether one of ``_INSULT_HINTS`` is in the lower-cased text, from its odd words.
 
-    The same answer as looking for each in ``encoded`` (~25 µs on 2 KB): a one-word hint
-    is in the text exactly when it is in one of its words, so in an odd one; a phrase is
-    only looked for when its chosen word is in an odd word.
+    The same answer as looking for each in ``view.encoded`` (~25 µs on 2 KB): a one-word
+    hint is in the text exactly when it is in one of its words, so in an odd one; a phrase
+    is only looked for when its chosen word is in an odd word.
     """
     if _ANY_CORE.search(odd) is None:  # one pass over the few odd words, usually enough
         return False
     if any(map(odd.__contains__, _WORD_HINTS)):
         return True
-    return any(hint in encoded for word, hint in _PHRASE_HINTS if word in odd)
+    phrases = [hint for word, hint in _PHRASE_HINTS if word in odd]
+    return bool(phrases) and any(map(view.encoded.__contains__, phrases))
 
 
 def _insult_matches(
@@ -238,19 +254,18 @@ class ToxicityDetector:
             for app, by_cat in self.config.prohibited.items()
         }
         self._patterns = {app: _term_pattern(terms) for app, terms in self._terms.items()}
-        self._needles = {app: _term_needles(terms) for app, terms in self._terms.items()}
+        self._keys = {app: _term_keys(terms) for app, terms in self._terms.items()}
         self._gate = self.model.gate(self.config.threshold)
-        self._marks = _word_marks(self._gate, self.model)
+        keys = frozenset().union(*filter(None, self._keys.values()))
+        self._marks = _word_marks(self._gate, self.model, keys)
 
-    def _insults(
-        self, text: str, encoded: bytes, odd: bytes, exact_only: bool, found: list[Flag]
-    ) -> list[Flag]:
+    def _insults(self, text: str, view: AsciiView, odd: bytes, found: list[Flag]) -> list[Flag]:
         """Sentences with a targeted insult that the model did not already flag."""
-        if not _has_hint(encoded, odd):
+        if not _has_hint(view, odd):
             return []
         flags: list[Flag] = []
         covered = [(f.start, f.end) for f in found]
-        for m in _insult_matches(text, encoded, odd, exact_only):
+        for m in _insult_matches(text, view.encoded, odd, _exact_only(view)):
             if any(a <= m.start() < b for a, b in covered):
                 continue
             start, end = _sentence_around(text, m.start(), m.end())
@@ -276,24 +291,31 @@ class ToxicityDetector:
         Sentences that provably cannot (cheap bounds: ``SentenceGate``, ``may_reach`` and
         ``probability_if_reaches``) are left out; some of the others may score under it.
         """
-        lowered = text.lower()
-        if floor <= 0 or len(lowered) != len(text):  # no gate, or positions differ
-            return self._score(text, lowered, _SENTENCE.finditer(text), floor)
+        view = ascii_view(text)
+        if floor <= 0 or not view.same_length:  # no gate, or positions differ
+            return self._score(text, view, _SENTENCE.finditer(text), floor)
         gate = self.model.gate(floor)
-        view = ascii_view(lowered)
         stretches = gate.stretches(view, gate.word_codes(view.words))
-        return self._score(text, lowered, _sentences_in(text, stretches), floor)
+        return self._score(text, view, _sentences_in(text, stretches), floor)
 
     def _score(
-        self, text: str, lowered: str, sentences: Iterable[re.Match[str]], floor: float
+        self, text: str, view: AsciiView, sentences: Iterable[re.Match[str]], floor: float
     ) -> list[tuple[int, int, float, Counter[str]]]:
         """Score the sentences that pass ``probability_if_reaches`` (tried first: it drops
         ~97% of what ``may_reach`` keeps) and ``may_reach``."""
         scored = []
-        same_length = len(lowered) == len(text)  # lower() can grow some letters
+        lowered = ""  # text.lower(), once a sentence needs it
         for sentence in sentences:
-            piece = lowered[sentence.start() : sentence.end()] if same_length else None
-            piece = piece or sentence.group().lower()
+            raw = sentence.group()
+            # str.lower() maps each character on its own but capital sigma (its form
+            # depends on the letters around it): without one, the sentence lower-cased on
+            # its own is its stretch of the lower-cased text (of the same length), which
+            # is what the model sees. Lower-casing the whole text is only needed then.
+            if "\u03a3" in raw and view.same_length:
+                lowered = lowered or view.lower()
+                piece = lowered[sentence.start() : sentence.end()]
+            else:
+                piece = raw.lower()
             # On ASCII text the ASCII-only pattern finds the same tokens, faster.
             tokens = (TOKEN_ASCII if piece.isascii() else TOKEN).findall(piece)
             if not tokens:
@@ -302,7 +324,6 @@ class ToxicityDetector:
             probability = self.model.probability_if_reaches(counts, floor)
             if probability is None or (floor > 0 and not self.model.may_reach(counts, floor)):
                 continue
-            raw = sentence.group()
             start = sentence.start() + len(raw) - len(raw.lstrip())
             end = sentence.start() + len(raw.rstrip())
             scored.append((start, end, probability, counts))
@@ -310,22 +331,16 @@ class ToxicityDetector:
 
     def detect(self, output: LLMOutput, context: ScreenContext) -> list[Flag]:
         text = output.output_text
-        lowered = text.lower()
-        view = ascii_view(lowered)
+        view = ascii_view(text)
         marks = bytes(map(self._marks.get, view.words, repeat(_ODD)))  # unknown words are odd
-        # Whether the encoding may hide a case-insensitive match (see _FOLDS_TO_ASCII): then
-        # the regexes run on the whole text, without the shortcuts.
-        exact_only = not lowered.isascii() and (
-            len(lowered) != len(text) or any(map(lowered.__contains__, _FOLDS_TO_ASCII))
-        )
         threshold = self.config.threshold
-        if threshold <= 0 or len(lowered) != len(text):  # no gate, or positions differ
+        if threshold <= 0 or not view.same_length:  # no gate, or positions differ
             sentences: Iterable[re.Match[str]] = _SENTENCE.finditer(text)
         else:
             stretches = self._gate.stretches(view, marks.translate(_CODE_OF))
-            sentences = _sentences_in(text, stretches)
+            sentences = _sentences_in(text, stretches) if stretches else ()
         flags: list[Flag] = []
-        for start, end, probability, counts in self._score(text, lowered, sentences, threshold):
+        for start, end, probability, counts in self._score(text, view, sentences, threshold):
             if probability < threshold:
                 continue
             strongest = sorted(counts, key=self.model.term_weight, reverse=True)[:2]
@@ -342,20 +357,19 @@ class ToxicityDetector:
                     f"{', '.join(strongest)})",
                 )
             )
+        odd = set(compress(view.words, marks.translate(_IS_ODD)))
         if self.config.targeted_insults:
-            odd = b" ".join(set(compress(view.words, marks.translate(_IS_ODD))))
-            flags.extend(self._insults(text, view.encoded, odd, exact_only, flags))
+            flags.extend(self._insults(text, view, b" ".join(odd), flags))
         for app in (ALL_APPS, output.app):
             pattern = self._patterns.get(app)
             if pattern is None:
                 continue
-            needles = self._needles[app]
-            # A match shows as one of the lower-case terms in the encoded text.
-            if (
-                needles is not None
-                and not exact_only
-                and not any(map(view.encoded.__contains__, needles))
-            ):
+            # Unless the encoding may hide it (see _exact_only), a match shows as its term
+            # in the encoded text, with non-word characters around (or none): each run of
+            # [a-z0-9_] in the term, its key among them, is a word of the text there, and
+            # the keys are odd words (see _word_marks).
+            keys = self._keys[app]
+            if keys is not None and odd.isdisjoint(keys) and not _exact_only(view):
                 continue
             for m in pattern.finditer(text):
                 category = _category_of(self._terms[app], m.group())
