@@ -226,7 +226,7 @@ async def main() -> None:
     parser.add_argument(
         "--workers", type=int, default=os.cpu_count() or 1, help="detector worker processes"
     )
-    parser.add_argument("--rounds", type=int, default=3, help="scenario rounds (medians)")
+    parser.add_argument("--rounds", type=int, default=5, help="scenario rounds (medians)")
     args = parser.parse_args()
     outputs = outputs_2kb(args.items)
     size = statistics.mean(len(o.to_bytes()) for o in outputs)
