@@ -25,27 +25,45 @@ MAX_PENDING = 10_000
 ITEMS_PER_CALL = 500
 
 # KEYS[1] baseline hash, KEYS[2..] one marker per item; ARGV[1] marker ttl, ARGV[2] the
-# number of features f, then per item f name/value pairs.
+# feature names joined by commas, ARGV[3] every item's values (in name order) joined by
+# spaces. The hash is read once and written once per call: the arithmetic per item is
+# the same Welford step as ``Baseline.add``, in the same order.
 _UPDATE = """
 local ttl = tonumber(ARGV[1])
-local f = tonumber(ARGV[2])
-local at = 3
+local names = {}
+for name in string.gmatch(ARGV[2], '[^,]+') do names[#names + 1] = name end
+local values = {}
+for v in string.gmatch(ARGV[3], '%S+') do values[#values + 1] = tonumber(v) end
+local f = #names
+local n = tonumber(redis.call('HGET', KEYS[1], 'n') or '0')
+local mean, m2 = {}, {}
+for j = 1, f do
+  mean[j] = tonumber(redis.call('HGET', KEYS[1], 'mean:' .. names[j]) or '0')
+  m2[j] = tonumber(redis.call('HGET', KEYS[1], 'm2:' .. names[j]) or '0')
+end
+local added = 0
 for k = 2, #KEYS do
   if redis.call('SET', KEYS[k], '1', 'NX', 'EX', ttl) then
-    local n = redis.call('HINCRBY', KEYS[1], 'n', 1)
-    for i = at, at + 2 * f - 1, 2 do
-      local name = ARGV[i]
-      local x = tonumber(ARGV[i + 1])
-      local mean = tonumber(redis.call('HGET', KEYS[1], 'mean:' .. name) or '0')
-      local m2 = tonumber(redis.call('HGET', KEYS[1], 'm2:' .. name) or '0')
-      local delta = x - mean
-      mean = mean + delta / n
-      m2 = m2 + delta * (x - mean)
-      redis.call('HSET', KEYS[1], 'mean:' .. name, string.format('%.17g', mean),
-                 'm2:' .. name, string.format('%.17g', m2))
+    added = added + 1
+    n = n + 1
+    local at = (k - 2) * f
+    for j = 1, f do
+      local x = values[at + j]
+      local delta = x - mean[j]
+      mean[j] = mean[j] + delta / n
+      m2[j] = m2[j] + delta * (x - mean[j])
     end
   end
-  at = at + 2 * f
+end
+if added > 0 then
+  local fields = {'n', n}
+  for j = 1, f do
+    fields[#fields + 1] = 'mean:' .. names[j]
+    fields[#fields + 1] = string.format('%.17g', mean[j])
+    fields[#fields + 1] = 'm2:' .. names[j]
+    fields[#fields + 1] = string.format('%.17g', m2[j])
+  end
+  redis.call('HSET', KEYS[1], unpack(fields))
 end
 return redis.call('HGETALL', KEYS[1])
 """
@@ -135,10 +153,10 @@ class BaselineStore:
             for start in range(0, len(queued), ITEMS_PER_CALL):  # keep each script short
                 items = queued[start : start + ITEMS_PER_CALL]
                 names = sorted({name for _, values in items for name in values})
-                args: list[str | float] = [SEEN_TTL_S, len(names)]
-                for _, values in items:
-                    for name in names:
-                        args.extend((name, repr(float(values.get(name, 0.0)))))
+                numbers = " ".join(
+                    repr(float(values.get(name, 0.0))) for _, values in items for name in names
+                )
+                args = [SEEN_TTL_S, ",".join(names), numbers]
                 markers = [
                     f"{self.tag}:prescreen:baseline_seen:{app}:{item_id}" for item_id, _ in items
                 ]
