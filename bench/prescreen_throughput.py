@@ -48,6 +48,7 @@ from hitl_prescreen.evaluate import as_output, load_items  # noqa: E402
 from hitl_prescreen.screener import Screener  # noqa: E402
 from hitl_shared.events import LLMOutput, ScreenedOutput  # noqa: E402
 from hitl_shared.kafka import BatchHop, BulkResult, Outgoing, build_broker  # noqa: E402
+from hitl_shared.runtime import freeze_startup_heap  # noqa: E402
 from hitl_shared.settings import Settings  # noqa: E402
 
 TEXT_CHARS = 2048
@@ -178,10 +179,12 @@ async def _scenario(
             handler=bare,
             bulk=bare_batch,  # the same batch path the prescreen takes
         )
+        freeze_startup_heap()  # as the service runtime does once wired
         return await drain(hop, broker, len(outputs), pids)
     kb = {c.case_id: json.dumps({"case_id": c.case_id, "text": c.text}) for c in knowledge_base()}
     await redis.hset(edge_case_key(settings.redis_prefix), mapping=kb)
     hop = await wire(settings, broker, redis, provider, workers=workers)
+    freeze_startup_heap()
     screener: Screener = hop.screener  # type: ignore[attr-defined]
     screener.timings = []
     if screener.pool is not None:

@@ -8,8 +8,10 @@ name fails at start instead of being ignored.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
@@ -59,6 +61,19 @@ class DetectorSet(BaseModel):
     edge_cases: EdgeCaseConfig = EdgeCaseConfig()
 
 
+# Screening order: each detector's name is also its key in ``DetectorSet``.
+DETECTOR_TYPES: tuple[tuple[str, Callable[[Any], Detector]], ...] = (
+    ("pii", PiiDetector),
+    ("secrets", SecretsDetector),
+    ("toxicity", ToxicityDetector),
+    ("injection", InjectionDetector),
+    ("claims", ClaimsDetector),
+    ("confidence", ConfidenceDetector),
+    ("anomaly", AnomalyDetector),
+    ("edge_cases", EdgeCaseDetector),
+)
+
+
 class PrescreenConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -74,20 +89,18 @@ class PrescreenConfig(BaseModel):
     )
     detectors: DetectorSet = DetectorSet()
 
+    def enabled(self) -> tuple[str, ...]:
+        """Names of the enabled detectors, in screening order."""
+        return tuple(name for name, _ in DETECTOR_TYPES if getattr(self.detectors, name).enabled)
+
     def build(self) -> dict[str, Detector]:
-        """The enabled detectors, in a fixed order, keyed by name."""
-        d = self.detectors
-        candidates: list[tuple[bool, Detector]] = [
-            (d.pii.enabled, PiiDetector(d.pii)),
-            (d.secrets.enabled, SecretsDetector(d.secrets)),
-            (d.toxicity.enabled, ToxicityDetector(d.toxicity)),
-            (d.injection.enabled, InjectionDetector(d.injection)),
-            (d.claims.enabled, ClaimsDetector(d.claims)),
-            (d.confidence.enabled, ConfidenceDetector(d.confidence)),
-            (d.anomaly.enabled, AnomalyDetector(d.anomaly)),
-            (d.edge_cases.enabled, EdgeCaseDetector(d.edge_cases)),
-        ]
-        return {det.name: det for enabled, det in candidates if enabled}
+        """The enabled detectors (a disabled one is not even constructed), keyed by name."""
+        enabled = self.enabled()
+        return {
+            name: kind(getattr(self.detectors, name))
+            for name, kind in DETECTOR_TYPES
+            if name in enabled
+        }
 
 
 def parse_config(text: str) -> PrescreenConfig:

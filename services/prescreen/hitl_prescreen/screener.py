@@ -36,7 +36,9 @@ class Screener:
         self, config: PrescreenConfig, redis: Redis, namespace: str, *, workers: int = 0
     ) -> None:
         self.config = config
-        self.detectors = config.build()  # the inline screener's (worker processes build their own)
+        self.enabled = config.enabled()
+        # detectors for inline screening; worker processes build their own
+        self.detectors = config.build() if workers == 0 else {}
         self.baselines = BaselineStore(redis, namespace, timeout_s=config.redis_timeout_s)
         self.edge_cases = EdgeCaseStore(
             redis, namespace, ttl_s=config.detectors.edge_cases.cache_ttl_s
@@ -69,11 +71,11 @@ class Screener:
         apps = sorted({o.app for o in outputs})
         errors: dict[str, list[str]] = {app: [] for app in apps}
         baselines: dict[str, Baseline | None] = dict.fromkeys(apps)
-        if "anomaly" in self.detectors:
+        if "anomaly" in self.enabled:
             found = await asyncio.gather(*(self._baseline(app, errors[app]) for app in apps))
             baselines = dict(zip(apps, found, strict=True))
         index: EdgeCaseIndex | None = None
-        if "edge_cases" in self.detectors:
+        if "edge_cases" in self.enabled:
             failed: list[str] = []
             index = self.edge_cases.cached() or await self._bounded(
                 "edge_cases", self.edge_cases.index(), failed

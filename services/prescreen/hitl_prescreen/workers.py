@@ -28,6 +28,7 @@ from hitl_prescreen.detectors.base import Detector, ScreenContext
 from hitl_prescreen.detectors.edge_cases import EdgeCase, EdgeCaseIndex
 from hitl_prescreen.domain import Verdict, judge
 from hitl_shared.events import LLMOutput
+from hitl_shared.runtime import freeze_startup_heap
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +107,7 @@ _state: _WorkerState | None = None
 def _start_worker(config: PrescreenConfig) -> None:
     global _state
     _state = _WorkerState(config)
+    freeze_startup_heap()
     threading.Thread(target=_exit_with_parent, name="parent-watch", daemon=True).start()
 
 
