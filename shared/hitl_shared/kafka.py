@@ -12,7 +12,9 @@ A hop given a ``bulk`` handler hands it the whole decoded batch at once (one Red
 round trip per batch for the router, detectors spread over worker processes for the
 prescreen). A record the bulk handler could not handle goes through the per-record
 handler (bounded retries, then its dead letter); infrastructure errors still nack the
-whole batch.
+whole batch. With ``bulk_slices`` > 1 the batch is cut into that many slices handled
+concurrently: while other processes work on one slice (the prescreen's detector
+workers), the consumer decodes and publishes another.
 """
 
 from __future__ import annotations
@@ -184,6 +186,7 @@ class BatchHop:
         decoder: TypeAdapter[Any],
         handler: Handler,
         bulk: BulkHandler | None = None,
+        bulk_slices: int = 1,
     ) -> None:
         self.broker = broker
         self.settings = settings
@@ -192,6 +195,7 @@ class BatchHop:
         self.decoder = decoder
         self.handler = handler
         self.bulk = bulk
+        self.bulk_slices = max(1, bulk_slices)
         self.dead_lettered = 0
         self.handled = 0
         self.group_id = group_id
@@ -216,7 +220,7 @@ class BatchHop:
         records: tuple[ConsumerRecord[Any, Any], ...] = raw if isinstance(raw, tuple) else (raw,)
         self.metrics.batch(len(records))
         if self.bulk is not None:
-            pending = await self._consume_bulk(records, self.bulk)
+            pending = await self._consume_slices(records, self.bulk)
         else:
             pending = []
             for record in records:
@@ -236,6 +240,26 @@ class BatchHop:
             kind=SpanKind.CONSUMER,
             attributes=attributes,
         )
+
+    async def _consume_slices(
+        self, records: Sequence[ConsumerRecord[Any, Any]], bulk: BulkHandler
+    ) -> list[asyncio.Future[Any]]:
+        """The batch in ``bulk_slices`` concurrent slices; one failing cancels the rest."""
+        size = -(-len(records) // self.bulk_slices)
+        if size >= len(records):
+            return await self._consume_bulk(records, bulk)
+        tasks = [
+            asyncio.ensure_future(self._consume_bulk(records[i : i + size], bulk))
+            for i in range(0, len(records), size)
+        ]
+        try:
+            done = await asyncio.gather(*tasks)
+        except BaseException:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise
+        return [future for part in done for future in part]
 
     async def _consume_bulk(
         self, records: Sequence[ConsumerRecord[Any, Any]], bulk: BulkHandler

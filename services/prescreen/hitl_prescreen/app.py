@@ -18,6 +18,7 @@ from hitl_shared.runtime import run_consumer_service
 from hitl_shared.settings import Settings
 
 GROUP_ID = "hitl-prescreen"
+POOLED_SLICES = 2  # measured: 3 or 4 slices gain nothing more (bench/prescreen_throughput.py)
 
 
 async def wire(
@@ -55,6 +56,8 @@ async def wire(
         decoder=TypeAdapter(LLMOutput),
         handler=handle,
         bulk=handle_batch,
+        # with workers, the consumer publishes one half while the workers screen the other
+        bulk_slices=POOLED_SLICES if screener.pool is not None else 1,
     )
     hop.screener = screener  # type: ignore[attr-defined]  # for tests and benchmarks
     return hop
