@@ -19,6 +19,27 @@ from tests.support import produce, running
 pytestmark = pytest.mark.integration
 
 
+def bulk_hop(source: str, group: str, one, many, slices: int):
+    """A service wiring with one bulk hop from ``source``."""
+
+    async def wire(settings, broker, redis, provider: TracerProvider):
+        return [
+            BatchHop(
+                broker,
+                settings,
+                provider.get_tracer("test"),
+                topic=source,
+                group_id=group,
+                decoder=TypeAdapter(ScreenedOutput),
+                handler=one,
+                bulk=many,
+                bulk_slices=slices,
+            )
+        ]
+
+    return wire
+
+
 @pytest.mark.parametrize("slices", [1, 3])
 async def test_bulk_hop_dead_letters_bad_records_and_falls_back_per_record(
     settings, redis, unique, slices
@@ -39,21 +60,7 @@ async def test_bulk_hop_dead_letters_bad_records_and_falls_back_per_record(
             for e in events
         ]
 
-    async def wire(settings, broker, redis, provider: TracerProvider):
-        return [
-            BatchHop(
-                broker,
-                settings,
-                provider.get_tracer("test"),
-                topic=source,
-                group_id=f"bulk-{unique}",
-                decoder=TypeAdapter(ScreenedOutput),
-                handler=one,
-                bulk=many,
-                bulk_slices=slices,
-            )
-        ]
-
+    wire = bulk_hop(source, f"bulk-{unique}", one, many, slices)
     good = [screened(f"ok-{unique}-{i}") for i in range(20)]
     boom = screened(f"boom-{unique}")
     poison = screened(f"poison-{unique}")
@@ -92,21 +99,7 @@ async def test_an_outage_in_one_slice_redelivers_the_whole_batch(settings, redis
             raise ConnectionError("redis went away")
         return [[Outgoing(sink, e)] for e in events]
 
-    async def wire(settings, broker, redis, provider: TracerProvider):
-        return [
-            BatchHop(
-                broker,
-                settings,
-                provider.get_tracer("test"),
-                topic=source,
-                group_id=f"slices-{unique}",
-                decoder=TypeAdapter(ScreenedOutput),
-                handler=one,
-                bulk=many,
-                bulk_slices=4,
-            )
-        ]
-
+    wire = bulk_hop(source, f"slices-{unique}", one, many, slices=4)
     items = [screened(f"ok-{unique}-{i}") for i in range(30)]
     items.insert(17, screened(f"flaky-{unique}"))
     async with running(settings, wire, redis):
