@@ -1,13 +1,16 @@
 """Detector worker processes: same verdicts as inline screening, the knowledge base
-reaches every worker, a killed worker loses no item, and the service screens with them
-on a real broker."""
+reaches every worker, a killed worker loses no item, a stuck one is killed and an item
+whose detector never returns is marked for review unscreened, and the service screens
+with them on a real broker."""
 
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
 import os
 import signal
 import sys
+from concurrent.futures import ProcessPoolExecutor
 from functools import partial
 from pathlib import Path
 
@@ -21,9 +24,12 @@ from hitl_prescreen.edge_case_store import edge_case_key
 from hitl_prescreen.evaluate import as_output, load_items
 from hitl_prescreen.workers import Batch, DetectorPool, judge_batch
 from tests.factories import llm_output
+from tests.prescreen.hanging import STUCK_MARKER, start_worker_with_a_hanging_detector
 from tests.support import produce, read_until, running
 
 RELAXED = parse_config("detector_budget_ms: 60000\nredis_timeout_s: 10\n")
+IMPATIENT = RELAXED.model_copy(update={"worker_timeout_s": 1.0})
+CARD = "Card 4111 1111 1111 1111, thanks."
 KB_TEXT = "Take two tablets of ibuprofen every hour until the pain stops completely."
 
 
@@ -83,12 +89,51 @@ async def test_a_killed_worker_is_replaced_and_its_chunk_still_screened():
     await pool.start()
     try:
         os.kill(pool.pids()[0], signal.SIGKILL)
-        card = llm_output("card", output_text="Card 4111 1111 1111 1111, thanks.")
+        card = llm_output("card", output_text=CARD)
         judged = await pool.judge(Batch([card] * 10))
         assert all(("pii", "payment_card") in _kinds(j) for j in judged)
         again = await pool.judge(Batch([card] * 10))  # the new pool serves the next batch
         assert len(again) == 10
         assert all(os.path.exists(f"/proc/{pid}") for pid in pool.pids())
+    finally:
+        pool.close()
+
+
+class HangingPool(DetectorPool):
+    """Workers whose detectors include one that never returns on the stuck marker."""
+
+    def _new_executor(self) -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(
+            self.workers,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=start_worker_with_a_hanging_detector,
+            initargs=(self.config,),
+        )
+
+
+@pytest.mark.unit
+async def test_an_item_whose_detector_never_returns_is_marked_for_review_unscreened():
+    pool = HangingPool(IMPATIENT, workers=2)
+    await pool.start()
+    try:
+        cards = [llm_output(f"card-{n}", output_text=CARD) for n in range(9)]
+        stuck = llm_output("stuck", output_text=f"{CARD} {STUCK_MARKER}")
+        batch = [*cards[:4], stuck, *cards[4:]]
+        judged = await pool.judge(Batch(batch))
+        verdicts = {o.item_id: j.verdict for o, j in zip(batch, judged, strict=True)}
+        assert [e.split(":")[0] for e in verdicts["stuck"].errors] == ["prescreen"]
+        assert "timed out after 1 s" in verdicts["stuck"].errors[0]
+        assert [(f.detector, f.category) for f in verdicts["stuck"].flags] == [
+            ("prescreen", "detector_error")
+        ]
+        for card in cards:  # the others were screened in full
+            assert ("pii", "payment_card") in {
+                (f.detector, f.category) for f in verdicts[card.item_id].flags
+            }
+            assert not verdicts[card.item_id].errors
+        assert pool.restarts >= 2  # the stuck workers were replaced
+        after = await pool.judge(Batch(cards[:3]))  # and the pool serves the next batch
+        assert all(("pii", "payment_card") in _kinds(j) for j in after)
     finally:
         pool.close()
 

@@ -87,6 +87,13 @@ class PrescreenConfig(BaseModel):
     redis_timeout_s: float = Field(
         default=0.5, gt=0, description="Loading baseline / knowledge base past this is an error"
     )
+    worker_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="A detector worker's chunk (or, on retry, one item) not back within this "
+        "is given up: the workers are restarted and an item that never comes back is marked "
+        "for review unscreened. Needs workers: inline screening cannot be interrupted",
+    )
     detectors: DetectorSet = DetectorSet()
 
     def enabled(self) -> tuple[str, ...]:

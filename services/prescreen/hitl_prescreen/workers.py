@@ -136,14 +136,25 @@ def _judge_in_worker(batch: Batch) -> list[Judged] | None:
 
 
 class DetectorPool:
-    """A process pool of ``workers`` screeners; chunks of a batch run side by side."""
+    """A process pool of ``workers`` screeners; chunks of a batch run side by side.
+
+    A chunk that does not come back within ``worker_timeout_s`` (a detector stuck in a
+    loop), or whose worker died, restarts the pool (stuck workers are killed) and its
+    items are screened again one at a time; an item that still fails after
+    ``ITEM_ATTEMPTS`` tries gets a verdict that marks it for review unscreened. Every item
+    comes out, and the hop never waits longer than a few timeouts.
+    """
+
+    ITEM_ATTEMPTS = 3
+    WARM_UP_TIMEOUT_S = 120.0  # spawning a worker and loading its models, on a busy machine
 
     def __init__(self, config: PrescreenConfig, workers: int, chunks_per_worker: int = 2) -> None:
         self.config = config
         self.workers = workers
         self.chunks_per_worker = chunks_per_worker
         self._executor = self._new_executor()
-        self._fallback: _WorkerState | None = None
+        self._warm: asyncio.Future[None] | None = None
+        self.restarts = 0
 
     def _new_executor(self) -> ProcessPoolExecutor:
         # spawn, not fork: the service process runs threads (telemetry exporters)
@@ -154,19 +165,38 @@ class DetectorPool:
             initargs=(self.config,),
         )
 
+    async def _warm_up(self, executor: ProcessPoolExecutor) -> None:
+        loop = asyncio.get_running_loop()
+        await asyncio.gather(*(loop.run_in_executor(executor, _ready) for _ in range(self.workers)))
+
     async def start(self) -> None:
         """Start every worker now (each loads its models), not on the first batch."""
-        loop = asyncio.get_running_loop()
-        await asyncio.gather(
-            *(loop.run_in_executor(self._executor, _ready) for _ in range(self.workers))
-        )
+        self._warm = asyncio.ensure_future(self._warm_up(self._executor))
+        await self._warm
 
     def pids(self) -> list[int]:
         """The worker processes' ids (for CPU accounting)."""
         return list(self._executor._processes or ())  # the stdlib keeps them keyed by pid
 
     def close(self) -> None:
-        self._executor.shutdown(wait=False, cancel_futures=True)
+        """Stop the workers now: one stuck in a detector would otherwise hold the exit."""
+        self._stop(self._executor)
+
+    @staticmethod
+    def _stop(executor: ProcessPoolExecutor) -> None:
+        processes = list((executor._processes or {}).values())
+        executor.shutdown(wait=False, cancel_futures=True)
+        for process in processes:
+            process.kill()
+
+    def _restart(self, executor: ProcessPoolExecutor) -> None:
+        """Replace a stuck or broken pool (once, whoever notices first)."""
+        if self._executor is not executor:
+            return
+        self._stop(executor)  # a stuck worker would never take another chunk
+        self.restarts += 1
+        self._executor = self._new_executor()
+        self._warm = asyncio.ensure_future(self._warm_up(self._executor))
 
     async def judge(self, batch: Batch) -> list[Judged]:
         outputs = list(batch.outputs)
@@ -176,31 +206,50 @@ class DetectorPool:
         return [judged for result in results for judged in result]
 
     async def _judge_chunk(self, batch: Batch, outputs: list[LLMOutput]) -> list[Judged]:
-        loop = asyncio.get_running_loop()
-        executor = self._executor
         try:
-            found = await loop.run_in_executor(
-                executor, _judge_in_worker, batch.chunk(outputs, with_cases=False)
+            return await self._run(batch, outputs)
+        except (TimeoutError, BrokenProcessPool) as exc:
+            log.error(
+                "detector workers %s on a chunk of %d items; pool restarted, screening them "
+                "one at a time",
+                "timed out" if isinstance(exc, TimeoutError) else "died",
+                len(outputs),
             )
-            if found is None:  # that worker's knowledge base is older: send it along
-                found = await loop.run_in_executor(
-                    executor, _judge_in_worker, batch.chunk(outputs, with_cases=True)
-                )
-            assert found is not None
-            return found
-        except BrokenProcessPool:
-            log.error("a detector worker died; restarting the pool, this chunk runs inline")
-            if self._executor is executor:  # the first chunk to notice replaces the pool
-                executor.shutdown(wait=False, cancel_futures=True)
-                self._executor = self._new_executor()
-            return self._judge_inline(batch, outputs)
+        return [await self._judge_alone(batch, output) for output in outputs]
 
-    def _judge_inline(self, batch: Batch, outputs: list[LLMOutput]) -> list[Judged]:
-        if self._fallback is None:
-            self._fallback = _WorkerState(self.config)
-        state = self._fallback
-        if batch.kb_version != state.kb_version:
-            state.index = EdgeCaseIndex.build(list(batch.kb_cases or ()))
-            state.kb_version = batch.kb_version
-        chunk = batch.chunk(outputs, with_cases=False)
-        return judge_batch(chunk, state.detectors, self.config, state.index)
+    async def _judge_alone(self, batch: Batch, output: LLMOutput) -> Judged:
+        failure = "failed"
+        for _ in range(self.ITEM_ATTEMPTS):
+            try:
+                [judged] = await self._run(batch, [output])
+                return judged
+            except TimeoutError:
+                failure = f"timed out after {self.config.worker_timeout_s:g} s"
+            except BrokenProcessPool:  # its worker died, or a stuck sibling's was killed
+                failure = "died"
+        log.error("item %s not screened: its detector worker %s", output.item_id, failure)
+        tries = self.ITEM_ATTEMPTS
+        reason = f"prescreen: not screened, its detector worker {failure} ({tries} tries)"
+        return Judged(judge(output, {}, errors=[reason]), None, None)
+
+    async def _run(self, batch: Batch, outputs: list[LLMOutput]) -> list[Judged]:
+        """One chunk through the current pool, within the timeout; a failure restarts it."""
+        loop = asyncio.get_running_loop()
+        executor, warm = self._executor, self._warm
+        try:
+            if warm is not None:  # a new pool loads its models first, outside the chunk's time
+                async with asyncio.timeout(self.WARM_UP_TIMEOUT_S):
+                    await asyncio.shield(warm)  # shared: a cancelled caller must not stop it
+            async with asyncio.timeout(self.config.worker_timeout_s):
+                found = await loop.run_in_executor(
+                    executor, _judge_in_worker, batch.chunk(outputs, with_cases=False)
+                )
+                if found is None:  # that worker's knowledge base is older: send it along
+                    found = await loop.run_in_executor(
+                        executor, _judge_in_worker, batch.chunk(outputs, with_cases=True)
+                    )
+        except (TimeoutError, BrokenProcessPool):
+            self._restart(executor)
+            raise
+        assert found is not None
+        return found
