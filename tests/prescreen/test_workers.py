@@ -6,11 +6,9 @@ with them on a real broker."""
 from __future__ import annotations
 
 import asyncio
-import multiprocessing
 import os
 import signal
 import sys
-from concurrent.futures import ProcessPoolExecutor
 from functools import partial
 from pathlib import Path
 
@@ -102,13 +100,7 @@ async def test_a_killed_worker_is_replaced_and_its_chunk_still_screened():
 class HangingPool(DetectorPool):
     """Workers whose detectors include one that never returns on the stuck marker."""
 
-    def _new_executor(self) -> ProcessPoolExecutor:
-        return ProcessPoolExecutor(
-            self.workers,
-            mp_context=multiprocessing.get_context("spawn"),
-            initializer=start_worker_with_a_hanging_detector,
-            initargs=(self.config,),
-        )
+    start_worker = staticmethod(start_worker_with_a_hanging_detector)
 
 
 @pytest.mark.unit

@@ -146,6 +146,8 @@ class DetectorPool:
     """
 
     ITEM_ATTEMPTS = 3
+    # what each worker runs first: builds its detectors (tests put a broken one beside them)
+    start_worker = staticmethod(_start_worker)
     WARM_UP_TIMEOUT_S = 120.0  # spawning a worker and loading its models, on a busy machine
 
     def __init__(self, config: PrescreenConfig, workers: int, chunks_per_worker: int = 2) -> None:
@@ -161,7 +163,7 @@ class DetectorPool:
         return ProcessPoolExecutor(
             self.workers,
             mp_context=multiprocessing.get_context("spawn"),
-            initializer=_start_worker,
+            initializer=self.start_worker,
             initargs=(self.config,),
         )
 
