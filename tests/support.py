@@ -16,6 +16,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from redis.asyncio import Redis
 
 from hitl_shared.kafka import build_broker, ensure_topics
+from hitl_shared.runtime import hops_of
 from hitl_shared.settings import Settings
 
 Wiring = Callable[..., Awaitable[Any]]
@@ -52,6 +53,8 @@ async def running(
         yield hops
     finally:
         await broker.stop()
+        for hop in hops_of(hops):
+            hop.close()
 
 
 async def produce(settings: Settings, topic: str, *values: bytes, key: bytes | None = None) -> None:

@@ -200,6 +200,9 @@ class BatchHop:
         self.handled = 0
         self.group_id = group_id
         self.metrics = HopMetrics(topic, group_id)
+        # what the handler holds beyond the broker (the prescreen's worker pool): released
+        # by ``close`` when the service stops
+        self.on_close: list[Callable[[], object]] = []
         self.subscriber = broker.subscriber(
             topic,
             group_id=group_id,
@@ -214,6 +217,10 @@ class BatchHop:
             decoder=_raw_bodies,
         )
         self.subscriber(self._consume)
+
+    def close(self) -> None:
+        for release in self.on_close:
+            release()
 
     async def _consume(self, bodies: list[bytes], message: KafkaMessage) -> None:
         raw = message.raw_message

@@ -197,6 +197,8 @@ async def run_consumer_service(
             task.cancel()
         for server in servers:
             server.close()
+        for hop in hops:
+            hop.close()
         await redis.aclose()
         provider.shutdown()
         if meters is not None:

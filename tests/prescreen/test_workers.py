@@ -144,18 +144,18 @@ async def test_the_service_screens_with_worker_processes(settings, redis, unique
     ]
     ids = {i.item_id for i in items}
     async with running(settings, partial(wire, config=RELAXED, workers=2), redis) as hop:
-        try:
-            await produce(
-                settings, settings.topics.llm_outputs, b"{bad", *(i.to_bytes() for i in items)
-            )
-            records = await read_until(
-                settings,
-                settings.topics.llm_screened,
-                lambda rs: ids <= {r["item_id"] for r in rs},
-                timeout=60,
-            )
-        finally:
-            hop.screener.close()
+        raw = [i.to_bytes() for i in items]
+        await produce(settings, settings.topics.llm_outputs, b"{bad", *raw)
+        records = await read_until(
+            settings,
+            settings.topics.llm_screened,
+            lambda rs: ids <= {r["item_id"] for r in rs},
+            timeout=60,
+        )
+        workers = hop.screener.pool.pids()
+    async with asyncio.timeout(10):  # stopping the service ended its workers
+        while any(_alive(pid) for pid in workers):  # noqa: ASYNC110 - polling /proc
+            await asyncio.sleep(0.1)
     screened = {r["item_id"]: r for r in records}
     card = screened[f"card-{unique}"]
     text = card["output"]["output_text"]

@@ -59,6 +59,7 @@ async def wire(
         # with workers, the consumer publishes one half while the workers screen the other
         bulk_slices=POOLED_SLICES if screener.pool is not None else 1,
     )
+    hop.on_close.append(screener.close)  # a worker stuck in a detector must not hold the exit
     hop.screener = screener  # type: ignore[attr-defined]  # for tests and benchmarks
     return hop
 
