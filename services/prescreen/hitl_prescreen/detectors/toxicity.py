@@ -283,21 +283,6 @@ class ToxicityDetector:
             )
         return flags
 
-    def sentence_scores(
-        self, text: str, floor: float = 0.0
-    ) -> list[tuple[int, int, float, Counter[str]]]:
-        """(start, end, probability, token counts) of each sentence that can reach ``floor``.
-
-        Sentences that provably cannot (cheap bounds: ``SentenceGate``, ``may_reach`` and
-        ``probability_if_reaches``) are left out; some of the others may score under it.
-        """
-        view = ascii_view(text)
-        if floor <= 0 or not view.same_length:  # no gate, or positions differ
-            return self._score(text, view, _SENTENCE.finditer(text), floor)
-        gate = self.model.gate(floor)
-        stretches = gate.stretches(view, gate.word_codes(view.words))
-        return self._score(text, view, _sentences_in(text, stretches), floor)
-
     def _score(
         self, text: str, view: AsciiView, sentences: Iterable[re.Match[str]], floor: float
     ) -> list[tuple[int, int, float, Counter[str]]]:
